@@ -1,0 +1,1 @@
+//! A private `rabbitmq-server` for tests (in progress).

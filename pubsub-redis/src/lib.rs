@@ -1,0 +1,1 @@
+//! Redis PubSub backend of pubsub-core (in progress).
