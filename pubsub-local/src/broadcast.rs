@@ -141,7 +141,6 @@ impl Drop for Registration {
 
 #[cfg(test)]
 mod tests {
-    use super::*;
     use crate::LocalBackend;
     use pubsub_core::PubSub;
 

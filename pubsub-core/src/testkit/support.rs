@@ -1,0 +1,62 @@
+//! What every case needs: a factory for buses, unique names, bounded waits.
+
+use std::future::Future;
+use std::time::Duration;
+
+use futures::future::BoxFuture;
+use futures::StreamExt;
+
+use crate::{Delivery, PubSub, Result, Subscription};
+
+/// How long a case waits for something that should happen.
+pub const PATIENCE: Duration = Duration::from_secs(10);
+
+/// Builds a fresh bus on the backend under test. Cases build the buses they need and
+/// use unique topic names, so the buses of several cases may share one broker.
+pub trait BusFactory: Sync {
+    /// A new bus.
+    fn bus(&self) -> BoxFuture<'_, PubSub>;
+}
+
+impl<F, Fut> BusFactory for F
+where
+    F: Fn() -> Fut + Sync,
+    Fut: Future<Output = PubSub> + Send + 'static,
+{
+    fn bus(&self) -> BoxFuture<'_, PubSub> {
+        Box::pin(self())
+    }
+}
+
+/// A name no other case or run uses: `prefix` plus a random suffix segment.
+pub fn unique(prefix: &str) -> String {
+    format!("{prefix}.{}", &uuid::Uuid::new_v4().simple().to_string()[..12])
+}
+
+/// The next item of `sub`, or a panic naming `what` after [`PATIENCE`].
+pub async fn next_item(sub: &mut Subscription, what: &str) -> Result<Delivery> {
+    match tokio::time::timeout(PATIENCE, sub.next()).await {
+        Ok(Some(item)) => item,
+        Ok(None) => panic!("{what}: the subscription ended"),
+        Err(_) => panic!("{what}: nothing arrived within {PATIENCE:?}"),
+    }
+}
+
+/// The next delivery of `sub`, skipping no signal: an `Err` item fails the case.
+pub async fn next(sub: &mut Subscription, what: &str) -> Delivery {
+    next_item(sub, what)
+        .await
+        .unwrap_or_else(|e| panic!("{what}: expected a delivery, got the error {e}"))
+}
+
+/// Awaits `future`, failing the case if it takes longer than [`PATIENCE`].
+pub async fn within<T>(what: &str, future: impl Future<Output = T>) -> T {
+    tokio::time::timeout(PATIENCE, future)
+        .await
+        .unwrap_or_else(|_| panic!("{what}: did not finish within {PATIENCE:?}"))
+}
+
+/// The payload as text, for assertions.
+pub fn text(delivery: &Delivery) -> String {
+    String::from_utf8_lossy(delivery.payload()).into_owned()
+}
