@@ -33,22 +33,32 @@ async fn main() -> pubsub_core::Result<()> {
         .publish(&serde_json::json!({"username": "alice", "stored_count": 3}))
         .await?;
     let d = stored.next().await.expect("open")?;
-    println!("broadcast  {} <- {}", d.topic(), String::from_utf8_lossy(d.payload()));
+    println!(
+        "broadcast  {} <- {}",
+        d.topic(),
+        String::from_utf8_lossy(d.payload())
+    );
     let d = syncs.next().await.expect("open")?;
-    println!("pattern    sync.* <- {} {}", d.topic(), String::from_utf8_lossy(d.payload()));
+    println!(
+        "pattern    sync.* <- {} {}",
+        d.topic(),
+        String::from_utf8_lossy(d.payload())
+    );
 
     // A group: two workers share the jobs, each job goes to one of them.
     let (done, mut handled) = tokio::sync::mpsc::unbounded_channel();
     for worker in ["worker-1", "worker-2"] {
         let done = done.clone();
         let options = pubsub_core::HandlerOptions::new().group("git-agents");
-        let mut handler = bus.topic("git.file.get").on_with(options, move |job: Delivery| {
-            let done = done.clone();
-            async move {
-                done.send((worker, job.json::<String>()?, job.priority()))?;
-                Ok(())
-            }
-        });
+        let mut handler = bus
+            .topic("git.file.get")
+            .on_with(options, move |job: Delivery| {
+                let done = done.clone();
+                async move {
+                    done.send((worker, job.json::<String>()?, job.priority()))?;
+                    Ok(())
+                }
+            });
         handler.ready().await?;
     }
     for (file, priority) in [("README.md", 4), ("Cargo.toml", 4), ("src/lib.rs", 9)] {
@@ -73,7 +83,12 @@ async fn main() -> pubsub_core::Result<()> {
     });
     let reply: serde_json::Value = bus
         .topic(EchoRequest::TOPIC)
-        .request(&EchoRequest { message: "ping".into() }, Duration::from_secs(5))
+        .request(
+            &EchoRequest {
+                message: "ping".into(),
+            },
+            Duration::from_secs(5),
+        )
         .await?;
     println!("request    send.echo.request -> {reply}");
 

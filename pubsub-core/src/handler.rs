@@ -277,7 +277,12 @@ async fn give_up(topic: &Topic, retry: &RetryPolicy, delivery: &Delivery, error:
     let message = message
         .with_header(ORIGINAL_TOPIC, delivery.topic())
         .with_header(LAST_ERROR, error.to_string());
-    match topic.bus().topic(dead_letter).publish_message(message).await {
+    match topic
+        .bus()
+        .topic(dead_letter)
+        .publish_message(message)
+        .await
+    {
         Ok(()) => {
             if let Err(error) = delivery.ack().await {
                 tracing::warn!(topic = topic.name(), %error, "ack failed");

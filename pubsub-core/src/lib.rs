@@ -55,7 +55,9 @@ pub use bus::{PubSub, Topic, DEFAULT_MAX_PAYLOAD};
 pub use delivery::{Acker, Delivery};
 pub use error::{BoxError, Error, Result};
 pub use event::{Event, Events};
-pub use handler::{Handler, HandlerOptions, HandlerResult, RetryPolicy, LAST_ERROR, ORIGINAL_TOPIC};
+pub use handler::{
+    Handler, HandlerOptions, HandlerResult, RetryPolicy, LAST_ERROR, ORIGINAL_TOPIC,
+};
 pub use message::{Message, CORRELATION_ID, MAX_PRIORITY, REPLY_TO};
 pub use name::Pattern;
 pub use subscription::Subscription;

@@ -120,8 +120,7 @@ impl Message {
 
     /// The value of header `key`.
     pub fn header(&self, key: &str) -> Option<&str> {
-        self.headers()
-            .find_map(|(k, v)| (k == key).then_some(v))
+        self.headers().find_map(|(k, v)| (k == key).then_some(v))
     }
 
     /// The message id, if the publisher or the broker gave one.

@@ -36,7 +36,9 @@ impl Inbox {
                 let waiter = lock(&waiting).remove(id);
                 match waiter {
                     Some(waiter) => drop(waiter.send(reply)),
-                    None => tracing::debug!(correlation_id = id, "reply came after its request ended"),
+                    None => {
+                        tracing::debug!(correlation_id = id, "reply came after its request ended")
+                    }
                 }
             }
         });

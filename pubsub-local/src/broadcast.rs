@@ -46,7 +46,11 @@ impl Channels {
         receivers
     }
 
-    pub(crate) fn subscribe(&mut self, pattern: Pattern, buffer: usize) -> broadcast::Receiver<Message> {
+    pub(crate) fn subscribe(
+        &mut self,
+        pattern: Pattern,
+        buffer: usize,
+    ) -> broadcast::Receiver<Message> {
         let channels = match pattern.is_wildcard() {
             false => self.names.entry(Arc::from(pattern.as_str())).or_default(),
             true => match self.patterns.iter().position(|(p, _)| *p == pattern) {

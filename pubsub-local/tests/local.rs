@@ -39,7 +39,10 @@ async fn a_full_group_queue_refuses_publishes_with_queue_full() {
         bus.topic("jobs").publish(&i).await.unwrap();
     }
     let err = bus.topic("jobs").publish(&3).await.unwrap_err();
-    assert!(matches!(err, Error::QueueFull { capacity: 3, .. }), "{err:?}");
+    assert!(
+        matches!(err, Error::QueueFull { capacity: 3, .. }),
+        "{err:?}"
+    );
 }
 
 #[tokio::test]
@@ -57,7 +60,11 @@ async fn a_member_holds_at_most_its_prefetch_unacked() {
     // The greedy member is full: the third message goes to the other member.
     let c = next(&mut other).await.unwrap();
     assert_eq!(
-        (a.json::<i32>().unwrap(), b.json::<i32>().unwrap(), c.json::<i32>().unwrap()),
+        (
+            a.json::<i32>().unwrap(),
+            b.json::<i32>().unwrap(),
+            c.json::<i32>().unwrap()
+        ),
         (0, 1, 2)
     );
     a.ack().await.unwrap();
@@ -71,7 +78,10 @@ async fn group_messages_wait_for_the_next_member() {
     drop(bus.topic("jobs").subscribe_group("workers").await.unwrap());
     bus.topic("jobs").publish(&"waited").await.unwrap();
     let mut member = bus.topic("jobs").subscribe_group("workers").await.unwrap();
-    assert_eq!(next(&mut member).await.unwrap().json::<String>().unwrap(), "waited");
+    assert_eq!(
+        next(&mut member).await.unwrap().json::<String>().unwrap(),
+        "waited"
+    );
 }
 
 #[tokio::test]

@@ -21,7 +21,10 @@ pub async fn round_trip(factory: &dyn BusFactory) {
     if bus.capabilities().headers {
         message = message.with_header("kind", "greeting").with_id("m-1");
     }
-    bus.topic(&name).publish_message(message).await.expect("publish");
+    bus.topic(&name)
+        .publish_message(message)
+        .await
+        .expect("publish");
     let got = next(&mut sub, "round trip").await;
     assert_eq!(got.topic(), name);
     assert_eq!(text(&got), "hello");
@@ -30,7 +33,6 @@ pub async fn round_trip(factory: &dyn BusFactory) {
         assert_eq!(got.id(), Some("m-1"));
     }
 }
-
 
 /// Arbitrary bytes (every value 0 to 255, invalid UTF-8) arrive unchanged.
 pub async fn binary_payload(factory: &dyn BusFactory) {
@@ -42,7 +44,10 @@ pub async fn binary_payload(factory: &dyn BusFactory) {
         .publish_message(Message::new(bytes.clone()))
         .await
         .expect("publish");
-    assert_eq!(next(&mut sub, "binary").await.payload().as_ref(), &bytes[..]);
+    assert_eq!(
+        next(&mut sub, "binary").await.payload().as_ref(),
+        &bytes[..]
+    );
 }
 
 /// A 1 MiB payload arrives unchanged.
@@ -57,7 +62,10 @@ pub async fn large_payload(factory: &dyn BusFactory) {
         .expect("publish");
     let got = next(&mut sub, "1 MiB payload").await;
     assert_eq!(got.payload().len(), bytes.len());
-    assert!(got.payload().as_ref() == &bytes[..], "payload changed in transit");
+    assert!(
+        got.payload().as_ref() == &bytes[..],
+        "payload changed in transit"
+    );
 }
 
 /// A payload over the bus's limit is `PayloadTooLarge` before any I/O, and the bus
@@ -72,11 +80,23 @@ pub async fn oversized_payload_is_rejected(factory: &dyn BusFactory) {
         .await
         .expect_err("1001 bytes over a 1000 byte limit");
     assert!(
-        matches!(err, Error::PayloadTooLarge { size: 1001, limit: 1000 }),
+        matches!(
+            err,
+            Error::PayloadTooLarge {
+                size: 1001,
+                limit: 1000
+            }
+        ),
         "{err:?}"
     );
     bus.topic(&name).publish(&"small").await.expect("publish");
-    assert_eq!(next(&mut sub, "after the oversized one").await.json::<String>().unwrap(), "small");
+    assert_eq!(
+        next(&mut sub, "after the oversized one")
+            .await
+            .json::<String>()
+            .unwrap(),
+        "small"
+    );
 }
 
 /// Fifty subscribers to one topic each receive every message.
@@ -106,7 +126,10 @@ pub async fn concurrent_publishers_lose_nothing(factory: &dyn BusFactory) {
     let reader = tokio::spawn(async move {
         let mut seen = HashSet::new();
         while seen.len() < 1000 {
-            let (p, i): (u32, u32) = next(&mut sub, "concurrent publishers").await.json().unwrap();
+            let (p, i): (u32, u32) = next(&mut sub, "concurrent publishers")
+                .await
+                .json()
+                .unwrap();
             assert!(seen.insert((p, i)), "({p}, {i}) arrived twice");
         }
         seen
@@ -122,7 +145,9 @@ pub async fn concurrent_publishers_lose_nothing(factory: &dyn BusFactory) {
     for publisher in futures::future::join_all(publishers).await {
         publisher.expect("publisher task");
     }
-    let seen = within("reading 1000 messages", reader).await.expect("reader task");
+    let seen = within("reading 1000 messages", reader)
+        .await
+        .expect("reader task");
     assert_eq!(seen.len(), 1000);
 }
 
@@ -186,16 +211,34 @@ pub async fn star_pattern(factory: &dyn BusFactory) {
         return;
     }
     let base = unique("star");
-    let mut sub = bus.topic(&format!("{base}.*")).subscribe().await.expect("subscribe");
+    let mut sub = bus
+        .topic(&format!("{base}.*"))
+        .subscribe()
+        .await
+        .expect("subscribe");
     for t in [format!("{base}.x.y"), base.clone(), format!("{base}.x")] {
         bus.topic(&t).publish(&t).await.expect("publish");
     }
     let got = next(&mut sub, "star pattern").await;
-    assert_eq!(got.topic(), format!("{base}.x"), "only the one-segment topic matches");
-    let mut sub2 = bus.topic(&format!("*.{}", &base[base.len() - 12..])).subscribe().await.expect("subscribe");
+    assert_eq!(
+        got.topic(),
+        format!("{base}.x"),
+        "only the one-segment topic matches"
+    );
+    let mut sub2 = bus
+        .topic(&format!("*.{}", &base[base.len() - 12..]))
+        .subscribe()
+        .await
+        .expect("subscribe");
     let tail = &base[base.len() - 12..];
-    bus.topic(&format!("star.{tail}")).publish(&1).await.expect("publish");
-    assert_eq!(next(&mut sub2, "leading star").await.topic(), format!("star.{tail}"));
+    bus.topic(&format!("star.{tail}"))
+        .publish(&1)
+        .await
+        .expect("publish");
+    assert_eq!(
+        next(&mut sub2, "leading star").await.topic(),
+        format!("star.{tail}")
+    );
 }
 
 /// `#` matches zero or more segments, at the end, in the middle and alone.
@@ -205,8 +248,16 @@ pub async fn hash_pattern(factory: &dyn BusFactory) {
         return;
     }
     let base = unique("hash");
-    let mut tail = bus.topic(&format!("{base}.#")).subscribe().await.expect("subscribe");
-    let mut middle = bus.topic(&format!("{base}.#.end")).subscribe().await.expect("subscribe");
+    let mut tail = bus
+        .topic(&format!("{base}.#"))
+        .subscribe()
+        .await
+        .expect("subscribe");
+    let mut middle = bus
+        .topic(&format!("{base}.#.end"))
+        .subscribe()
+        .await
+        .expect("subscribe");
     let topics = [
         base.clone(),
         format!("{base}.a"),
@@ -236,17 +287,39 @@ pub async fn glob_characters_are_literal(factory: &dyn BusFactory) {
     let base = unique("glob");
     let literal = format!("{base}.a?[bc]\\d");
     let mut exact = bus.topic(&literal).subscribe().await.expect("subscribe");
-    let mut question = bus.topic(&format!("{base}.?")).subscribe().await.expect("subscribe");
-    for t in [format!("{base}.axbd"), format!("{base}.ab\\d"), format!("{base}.x"), literal.clone()] {
+    let mut question = bus
+        .topic(&format!("{base}.?"))
+        .subscribe()
+        .await
+        .expect("subscribe");
+    for t in [
+        format!("{base}.axbd"),
+        format!("{base}.ab\\d"),
+        format!("{base}.x"),
+        literal.clone(),
+    ] {
         bus.topic(&t).publish(&t).await.expect("publish");
     }
     let literal_question = format!("{base}.?");
-    bus.topic(&literal_question).publish(&1).await.expect("publish");
+    bus.topic(&literal_question)
+        .publish(&1)
+        .await
+        .expect("publish");
     assert_eq!(next(&mut exact, "literal name").await.topic(), literal);
-    assert_eq!(next(&mut question, "literal ?").await.topic(), literal_question);
+    assert_eq!(
+        next(&mut question, "literal ?").await.topic(),
+        literal_question
+    );
     if bus.capabilities().patterns {
-        let mut star = bus.topic(&format!("{base}.[ab]*.*")).subscribe().await.expect("subscribe");
-        bus.topic(&format!("{base}.a.x")).publish(&1).await.expect("publish");
+        let mut star = bus
+            .topic(&format!("{base}.[ab]*.*"))
+            .subscribe()
+            .await
+            .expect("subscribe");
+        bus.topic(&format!("{base}.a.x"))
+            .publish(&1)
+            .await
+            .expect("publish");
         let hit = format!("{base}.[ab]*.x");
         bus.topic(&hit).publish(&2).await.expect("publish");
         assert_eq!(next(&mut star, "literal [ab]* segment").await.topic(), hit);
@@ -261,11 +334,30 @@ pub async fn subscribe_is_a_barrier(factory: &dyn BusFactory) {
         let name = unique("barrier");
         let mut sub = bus.topic(&name).subscribe().await.expect("subscribe");
         bus.topic(&name).publish(&round).await.expect("publish");
-        assert_eq!(next(&mut sub, "right after subscribe").await.json::<i32>().unwrap(), round);
+        assert_eq!(
+            next(&mut sub, "right after subscribe")
+                .await
+                .json::<i32>()
+                .unwrap(),
+            round
+        );
         if bus.capabilities().patterns {
-            let mut sub = bus.topic(&format!("{name}.*")).subscribe().await.expect("subscribe");
-            bus.topic(&format!("{name}.x")).publish(&round).await.expect("publish");
-            assert_eq!(next(&mut sub, "pattern right after subscribe").await.json::<i32>().unwrap(), round);
+            let mut sub = bus
+                .topic(&format!("{name}.*"))
+                .subscribe()
+                .await
+                .expect("subscribe");
+            bus.topic(&format!("{name}.x"))
+                .publish(&round)
+                .await
+                .expect("publish");
+            assert_eq!(
+                next(&mut sub, "pattern right after subscribe")
+                    .await
+                    .json::<i32>()
+                    .unwrap(),
+                round
+            );
         }
     }
 }
@@ -279,7 +371,13 @@ pub async fn no_replay_for_late_subscriber(factory: &dyn BusFactory) {
     next(&mut early, "early subscriber").await;
     let mut late = bus.topic(&name).subscribe().await.expect("subscribe");
     bus.topic(&name).publish(&"after").await.expect("publish");
-    assert_eq!(next(&mut late, "late subscriber").await.json::<String>().unwrap(), "after");
+    assert_eq!(
+        next(&mut late, "late subscriber")
+            .await
+            .json::<String>()
+            .unwrap(),
+        "after"
+    );
 }
 
 /// After `unsubscribe`, the subscription is gone: others still receive, and where
@@ -291,7 +389,13 @@ pub async fn unsubscribe_stops_delivery(factory: &dyn BusFactory) {
     let mut stays = bus.topic(&name).subscribe().await.expect("subscribe");
     gone.unsubscribe().await.expect("unsubscribe");
     bus.topic(&name).publish(&1).await.expect("publish");
-    assert_eq!(next(&mut stays, "remaining subscriber").await.json::<i32>().unwrap(), 1);
+    assert_eq!(
+        next(&mut stays, "remaining subscriber")
+            .await
+            .json::<i32>()
+            .unwrap(),
+        1
+    );
     stays.unsubscribe().await.expect("unsubscribe");
     assert_nobody_listens(&bus, &name).await;
 }
@@ -319,10 +423,16 @@ async fn assert_nobody_listens(bus: &PubSub, name: &str) {
     let deadline = tokio::time::Instant::now() + PATIENCE;
     loop {
         let topic = bus.topic(name);
-        match topic.request_message(Message::new("probe"), Duration::from_millis(500)).await {
+        match topic
+            .request_message(Message::new("probe"), Duration::from_millis(500))
+            .await
+        {
             Err(Error::NoResponders { .. }) => return,
             other => {
-                assert!(tokio::time::Instant::now() < deadline, "still a listener on {name}: {other:?}");
+                assert!(
+                    tokio::time::Instant::now() < deadline,
+                    "still a listener on {name}: {other:?}"
+                );
                 tokio::time::sleep(Duration::from_millis(20)).await;
             }
         }
@@ -354,7 +464,12 @@ pub async fn group_delivers_each_message_once(factory: &dyn BusFactory) {
     let options = SubscribeOptions::new().group(&group).prefetch(1);
     let mut members = Vec::new();
     for _ in 0..3 {
-        members.push(topic.subscribe_with(options.clone()).await.expect("subscribe_group"));
+        members.push(
+            topic
+                .subscribe_with(options.clone())
+                .await
+                .expect("subscribe_group"),
+        );
     }
     let (seen, mut counts) = tokio::sync::mpsc::unbounded_channel();
     let workers: Vec<_> = members
@@ -378,12 +493,16 @@ pub async fn group_delivers_each_message_once(factory: &dyn BusFactory) {
     }
     let mut got = HashSet::new();
     while got.len() < 90 {
-        let (_, i) = within("group deliveries", counts.recv()).await.expect("workers alive");
+        let (_, i) = within("group deliveries", counts.recv())
+            .await
+            .expect("workers alive");
         assert!(got.insert(i), "message {i} delivered twice in one group");
     }
     // A sentinel round proves no duplicate was still on its way.
     bus.topic(&name).publish(&1000u32).await.expect("publish");
-    let (_, i) = within("sentinel", counts.recv()).await.expect("workers alive");
+    let (_, i) = within("sentinel", counts.recv())
+        .await
+        .expect("workers alive");
     assert_eq!(i, 1000);
     workers.iter().for_each(|w| w.abort());
 }
@@ -395,8 +514,16 @@ pub async fn every_group_gets_every_message(factory: &dyn BusFactory) {
     if !groups_supported(&bus, &name).await {
         return;
     }
-    let mut a = bus.topic(&name).subscribe_group(&unique("ga")).await.expect("group a");
-    let mut b = bus.topic(&name).subscribe_group(&unique("gb")).await.expect("group b");
+    let mut a = bus
+        .topic(&name)
+        .subscribe_group(&unique("ga"))
+        .await
+        .expect("group a");
+    let mut b = bus
+        .topic(&name)
+        .subscribe_group(&unique("gb"))
+        .await
+        .expect("group b");
     let mut broadcast = bus.topic(&name).subscribe().await.expect("subscribe");
     for i in 0..10 {
         bus.topic(&name).publish(&i).await.expect("publish");
@@ -421,7 +548,11 @@ pub async fn nack_with_requeue_redelivers(factory: &dyn BusFactory) {
     if !groups_supported(&bus, &name).await || !bus.capabilities().acks {
         return;
     }
-    let mut member = bus.topic(&name).subscribe_group(&unique("g")).await.expect("subscribe_group");
+    let mut member = bus
+        .topic(&name)
+        .subscribe_group(&unique("g"))
+        .await
+        .expect("subscribe_group");
     bus.topic(&name).publish(&"again").await.expect("publish");
     let first = next(&mut member, "first delivery").await;
     assert_eq!(first.attempt(), 1);
@@ -433,7 +564,11 @@ pub async fn nack_with_requeue_redelivers(factory: &dyn BusFactory) {
     second.nack(false).await.expect("nack without requeue");
     bus.topic(&name).publish(&"next").await.expect("publish");
     let third = next(&mut member, "after a dropped message").await;
-    assert_eq!(third.json::<String>().unwrap(), "next", "a nack without requeue came back");
+    assert_eq!(
+        third.json::<String>().unwrap(),
+        "next",
+        "a nack without requeue came back"
+    );
     third.ack().await.expect("ack");
 }
 
@@ -445,15 +580,26 @@ pub async fn dropped_member_gives_back_unacked(factory: &dyn BusFactory) {
         return;
     }
     let group = unique("g");
-    let mut dying = bus.topic(&name).subscribe_with(SubscribeOptions::new().group(&group).prefetch(1)).await.expect("subscribe_group");
+    let mut dying = bus
+        .topic(&name)
+        .subscribe_with(SubscribeOptions::new().group(&group).prefetch(1))
+        .await
+        .expect("subscribe_group");
     bus.topic(&name).publish(&"held").await.expect("publish");
     let held = next(&mut dying, "held message").await;
-    let mut heir = bus.topic(&name).subscribe_group(&group).await.expect("subscribe_group");
+    let mut heir = bus
+        .topic(&name)
+        .subscribe_group(&group)
+        .await
+        .expect("subscribe_group");
     drop(held);
     drop(dying);
     let again = next(&mut heir, "message of the dead member").await;
     assert_eq!(again.json::<String>().unwrap(), "held");
-    assert!(again.attempt() >= 2, "a redelivery counts as another attempt");
+    assert!(
+        again.attempt() >= 2,
+        "a redelivery counts as another attempt"
+    );
     again.ack().await.expect("ack");
 }
 
@@ -484,7 +630,10 @@ pub async fn priorities_in_a_group(factory: &dyn BusFactory) {
     }
     // The first may have gone out before the others arrived; the rest waited.
     let waited = &got[1..];
-    assert!(waited.windows(2).all(|w| w[0] >= w[1]), "not in priority order: {got:?}");
+    assert!(
+        waited.windows(2).all(|w| w[0] >= w[1]),
+        "not in priority order: {got:?}"
+    );
     let mut all = got.clone();
     all.sort();
     let mut expected = sent.to_vec();
@@ -509,17 +658,37 @@ pub async fn invalid_names_are_rejected(factory: &dyn BusFactory) {
     let long = "a".repeat(256);
     for name in ["", "has space", "tab\there", "nl\n", "nul\0", long.as_str()] {
         let err = bus.topic(name).publish(&1).await.expect_err(name);
-        assert!(matches!(err, Error::InvalidTopic { .. }), "{name:?}: {err:?}");
+        assert!(
+            matches!(err, Error::InvalidTopic { .. }),
+            "{name:?}: {err:?}"
+        );
         let err = bus.topic(name).subscribe().await.expect_err(name);
-        assert!(matches!(err, Error::InvalidTopic { .. }), "{name:?}: {err:?}");
+        assert!(
+            matches!(err, Error::InvalidTopic { .. }),
+            "{name:?}: {err:?}"
+        );
     }
     for pattern in ["a.*", "#", "a.#.b"] {
         let err = bus.topic(pattern).publish(&1).await.expect_err(pattern);
-        assert!(matches!(err, Error::InvalidTopic { .. }), "{pattern}: {err:?}");
-        let err = bus.topic(pattern).request::<_, i32>(&1, Duration::from_secs(1)).await.expect_err(pattern);
-        assert!(matches!(err, Error::InvalidTopic { .. }), "{pattern}: {err:?}");
+        assert!(
+            matches!(err, Error::InvalidTopic { .. }),
+            "{pattern}: {err:?}"
+        );
+        let err = bus
+            .topic(pattern)
+            .request::<_, i32>(&1, Duration::from_secs(1))
+            .await
+            .expect_err(pattern);
+        assert!(
+            matches!(err, Error::InvalidTopic { .. }),
+            "{pattern}: {err:?}"
+        );
     }
-    let err = bus.topic("ok").subscribe_group("bad group").await.expect_err("group name with a space");
+    let err = bus
+        .topic("ok")
+        .subscribe_group("bad group")
+        .await
+        .expect_err("group name with a space");
     assert!(matches!(err, Error::InvalidTopic { .. }), "{err:?}");
 }
 
@@ -529,23 +698,39 @@ pub async fn undecodable_payload_is_an_error_for_that_message(factory: &dyn BusF
     let bus = factory.bus().await;
     let name = unique("decode");
     let mut sub = bus.topic(&name).subscribe().await.expect("subscribe");
-    bus.topic(&name).publish_message(Message::new("{not json")).await.expect("publish");
+    bus.topic(&name)
+        .publish_message(Message::new("{not json"))
+        .await
+        .expect("publish");
     bus.topic(&name).publish(&42).await.expect("publish");
     let bad = next(&mut sub, "bad payload").await;
     assert!(matches!(bad.json::<i32>(), Err(Error::Decode { .. })));
-    assert_eq!(next(&mut sub, "good payload").await.json::<i32>().unwrap(), 42);
+    assert_eq!(
+        next(&mut sub, "good payload").await.json::<i32>().unwrap(),
+        42
+    );
 }
 
 /// Typed events route by type and decode on the way in; a bad one is an `Err` item.
 pub async fn typed_events(factory: &dyn BusFactory) {
     let bus = factory.bus().await;
     let mut events = bus.subscribe_to::<Probe>().await.expect("subscribe_to");
-    bus.topic(Probe::TOPIC).publish_message(Message::new("[]")).await.expect("publish");
-    let probe = Probe { seq: 7, note: "typed".into() };
+    bus.topic(Probe::TOPIC)
+        .publish_message(Message::new("[]"))
+        .await
+        .expect("publish");
+    let probe = Probe {
+        seq: 7,
+        note: "typed".into(),
+    };
     bus.send(&probe).await.expect("send");
-    let item = within("typed event", events.next()).await.expect("stream open");
+    let item = within("typed event", events.next())
+        .await
+        .expect("stream open");
     assert!(matches!(item, Err(Error::Decode { .. })), "{item:?}");
-    let item = within("typed event", events.next()).await.expect("stream open");
+    let item = within("typed event", events.next())
+        .await
+        .expect("stream open");
     assert_eq!(item.expect("decodes"), probe);
 }
 
@@ -566,13 +751,23 @@ impl crate::Event for Probe {
 pub async fn slow_subscriber_is_told_what_it_missed(factory: &dyn BusFactory) {
     let bus = factory.bus().await;
     let name = unique("slow");
-    let mut slow = bus.topic(&name).subscribe_with(SubscribeOptions::new().buffer(16)).await.expect("subscribe");
+    let mut slow = bus
+        .topic(&name)
+        .subscribe_with(SubscribeOptions::new().buffer(16))
+        .await
+        .expect("subscribe");
     let mut fast = bus.topic(&name).subscribe().await.expect("subscribe");
     let total = 2000u64;
     for i in 0..total {
         bus.topic(&name).publish(&i).await.expect("publish");
         // The fast one keeps up, which also paces the publisher to the broker.
-        assert_eq!(next(&mut fast, "fast subscriber").await.json::<u64>().unwrap(), i);
+        assert_eq!(
+            next(&mut fast, "fast subscriber")
+                .await
+                .json::<u64>()
+                .unwrap(),
+            i
+        );
     }
     let (mut received, mut missed, mut last) = (0u64, 0u64, None);
     while received + missed < total {
@@ -588,9 +783,19 @@ pub async fn slow_subscriber_is_told_what_it_missed(factory: &dyn BusFactory) {
         }
     }
     assert_eq!(received + missed, total);
-    assert_eq!(last, Some(total - 1), "the newest message arrives after a lag");
+    assert_eq!(
+        last,
+        Some(total - 1),
+        "the newest message arrives after a lag"
+    );
     bus.topic(&name).publish(&total).await.expect("publish");
-    assert_eq!(next(&mut slow, "after the lag").await.json::<u64>().unwrap(), total);
+    assert_eq!(
+        next(&mut slow, "after the lag")
+            .await
+            .json::<u64>()
+            .unwrap(),
+        total
+    );
 }
 
 /// Request/reply: a responder's reply comes back to the requester.
@@ -601,7 +806,10 @@ pub async fn request_reply(factory: &dyn BusFactory) {
     let task = tokio::spawn(async move {
         while let Some(Ok(request)) = responder.next().await {
             let text: String = request.json().unwrap();
-            request.reply(&format!("echo: {text}")).await.expect("reply");
+            request
+                .reply(&format!("echo: {text}"))
+                .await
+                .expect("reply");
         }
     });
     for i in 0..20 {
@@ -615,7 +823,9 @@ pub async fn request_reply(factory: &dyn BusFactory) {
     let topic = bus.topic(&name);
     let requests: Vec<String> = (0..20).map(|i| format!("p{i}")).collect();
     let replies = futures::future::join_all(
-        requests.iter().map(|r| topic.request::<_, String>(r, PATIENCE)),
+        requests
+            .iter()
+            .map(|r| topic.request::<_, String>(r, PATIENCE)),
     )
     .await;
     for (i, reply) in replies.into_iter().enumerate() {
@@ -652,7 +862,10 @@ pub async fn request_without_responders(factory: &dyn BusFactory) {
         .expect_err("nobody listens");
     if bus.capabilities().no_responders {
         assert!(matches!(err, Error::NoResponders { .. }), "{err:?}");
-        assert!(started.elapsed() < Duration::from_secs(3), "NoResponders must come before the timeout");
+        assert!(
+            started.elapsed() < Duration::from_secs(3),
+            "NoResponders must come before the timeout"
+        );
     } else {
         assert!(matches!(err, Error::Timeout { .. }), "{err:?}");
     }
@@ -676,24 +889,30 @@ pub async fn handler_acks_retries_and_dead_letters(factory: &dyn BusFactory) {
     let dead = format!("{name}.dead");
     let mut dead_letters = bus.topic(&dead).subscribe().await.expect("subscribe");
     let (seen, mut calls) = tokio::sync::mpsc::unbounded_channel();
-    let mut options = crate::HandlerOptions::new()
-        .concurrency(2)
-        .retry(crate::RetryPolicy::attempts(3).delay(Duration::from_millis(10)).dead_letter(&dead));
+    let mut options = crate::HandlerOptions::new().concurrency(2).retry(
+        crate::RetryPolicy::attempts(3)
+            .delay(Duration::from_millis(10))
+            .dead_letter(&dead),
+    );
     if bus.capabilities().groups {
         options = options.group(unique("g"));
     }
-    let mut handler = bus.topic(&name).on_with(options, move |d: crate::Delivery| {
-        let seen = seen.clone();
-        async move {
-            let n: i32 = d.json()?;
-            seen.send(n).map_err(|e| e.to_string())?;
-            if n < 0 {
-                return Err("negative numbers are refused".into());
+    let mut handler = bus
+        .topic(&name)
+        .on_with(options, move |d: crate::Delivery| {
+            let seen = seen.clone();
+            async move {
+                let n: i32 = d.json()?;
+                seen.send(n).map_err(|e| e.to_string())?;
+                if n < 0 {
+                    return Err("negative numbers are refused".into());
+                }
+                Ok(())
             }
-            Ok(())
-        }
-    });
-    within("handler ready", handler.ready()).await.expect("handler subscribed");
+        });
+    within("handler ready", handler.ready())
+        .await
+        .expect("handler subscribed");
     bus.topic(&name).publish(&-1).await.expect("publish");
     for _ in 0..3 {
         assert_eq!(within("handler call", calls.recv()).await, Some(-1));
@@ -701,8 +920,14 @@ pub async fn handler_acks_retries_and_dead_letters(factory: &dyn BusFactory) {
     let dead_letter = next(&mut dead_letters, "dead letter").await;
     assert_eq!(dead_letter.json::<i32>().unwrap(), -1);
     if bus.capabilities().headers {
-        assert_eq!(dead_letter.header(crate::ORIGINAL_TOPIC), Some(name.as_str()));
-        assert_eq!(dead_letter.header(crate::LAST_ERROR), Some("negative numbers are refused"));
+        assert_eq!(
+            dead_letter.header(crate::ORIGINAL_TOPIC),
+            Some(name.as_str())
+        );
+        assert_eq!(
+            dead_letter.header(crate::LAST_ERROR),
+            Some("negative numbers are refused")
+        );
     }
     bus.topic(&name).publish(&5).await.expect("publish");
     assert_eq!(within("handler call", calls.recv()).await, Some(5));
@@ -716,9 +941,25 @@ pub async fn forward_publishes_here_and_there(factory: &dyn BusFactory) {
     let name = unique("message:stored");
     let mut here = local.topic(&name).subscribe().await.expect("subscribe");
     let mut there = global.topic(&name).subscribe().await.expect("subscribe");
-    local.topic(&name).forward(&global, &serde_json::json!({"_id": 456})).await.expect("forward");
-    assert_eq!(next(&mut here, "local").await.json::<serde_json::Value>().unwrap()["_id"], 456);
-    assert_eq!(next(&mut there, "global").await.json::<serde_json::Value>().unwrap()["_id"], 456);
+    local
+        .topic(&name)
+        .forward(&global, &serde_json::json!({"_id": 456}))
+        .await
+        .expect("forward");
+    assert_eq!(
+        next(&mut here, "local")
+            .await
+            .json::<serde_json::Value>()
+            .unwrap()["_id"],
+        456
+    );
+    assert_eq!(
+        next(&mut there, "global")
+            .await
+            .json::<serde_json::Value>()
+            .unwrap()["_id"],
+        456
+    );
 }
 
 /// A name and a pattern that both match: each subscription gets the message once.
@@ -730,7 +971,11 @@ pub async fn overlapping_subscriptions_each_get_one_copy(factory: &dyn BusFactor
     let name = unique("overlap");
     let mut exact = bus.topic(&name).subscribe().await.expect("subscribe");
     let mut wide = bus.topic("#").subscribe().await.expect("subscribe");
-    let mut narrow = bus.topic(&format!("{}.*", &name[..name.rfind('.').unwrap()])).subscribe().await.expect("subscribe");
+    let mut narrow = bus
+        .topic(&format!("{}.*", &name[..name.rfind('.').unwrap()]))
+        .subscribe()
+        .await
+        .expect("subscribe");
     let mut twice = bus.topic(&name).subscribe().await.expect("subscribe");
     bus.topic(&name).publish(&1).await.expect("publish");
     let sentinel = format!("{name}.end");
@@ -765,7 +1010,10 @@ pub async fn concurrent_subscribe_and_close(factory: &dyn BusFactory) {
                             assert!(item.is_err(), "nothing was published");
                         }
                     }
-                    Err(e) => assert!(matches!(e, Error::Closed | Error::Connection { .. }), "{e:?}"),
+                    Err(e) => assert!(
+                        matches!(e, Error::Closed | Error::Connection { .. }),
+                        "{e:?}"
+                    ),
                 }
             })
         })
@@ -773,11 +1021,21 @@ pub async fn concurrent_subscribe_and_close(factory: &dyn BusFactory) {
     tokio::task::yield_now().await;
     within("close", bus.close()).await.expect("close");
     for task in tasks {
-        within("subscription ends after close", task).await.expect("subscriber task");
+        within("subscription ends after close", task)
+            .await
+            .expect("subscriber task");
     }
-    let err = bus.topic(&name).publish(&1).await.expect_err("publish after close");
+    let err = bus
+        .topic(&name)
+        .publish(&1)
+        .await
+        .expect_err("publish after close");
     assert!(matches!(err, Error::Closed), "{err:?}");
-    let err = bus.topic(&name).subscribe().await.expect_err("subscribe after close");
+    let err = bus
+        .topic(&name)
+        .subscribe()
+        .await
+        .expect_err("subscribe after close");
     assert!(matches!(err, Error::Closed), "{err:?}");
 }
 

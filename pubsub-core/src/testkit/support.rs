@@ -30,7 +30,10 @@ where
 
 /// A name no other case or run uses: `prefix` plus a random suffix segment.
 pub fn unique(prefix: &str) -> String {
-    format!("{prefix}.{}", &uuid::Uuid::new_v4().simple().to_string()[..12])
+    format!(
+        "{prefix}.{}",
+        &uuid::Uuid::new_v4().simple().to_string()[..12]
+    )
 }
 
 /// The next item of `sub`, or a panic naming `what` after [`PATIENCE`].
