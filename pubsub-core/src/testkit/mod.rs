@@ -14,8 +14,8 @@
 //! buses it needs and uses topic names of its own, so cases may share one broker.
 
 pub mod cases;
-mod support;
 pub mod rabbitmq_server;
 pub mod redis_server;
+mod support;
 
 pub use support::{unique, BusFactory};
