@@ -18,7 +18,6 @@ pub const DEFAULT_MAX_PAYLOAD: usize = 16 * 1024 * 1024;
 ///
 /// ```
 /// use pubsub_core::PubSub;
-/// use futures::StreamExt;
 ///
 /// # #[tokio::main(flavor = "current_thread")]
 /// # async fn main() -> pubsub_core::Result<()> {
@@ -148,7 +147,6 @@ impl std::fmt::Debug for PubSub {
 ///
 /// ```
 /// use pubsub_core::{Message, PubSub};
-/// use futures::StreamExt;
 ///
 /// # #[tokio::main(flavor = "current_thread")]
 /// # async fn main() -> pubsub_core::Result<()> {

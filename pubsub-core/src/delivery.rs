@@ -29,7 +29,6 @@ pub trait Acker: Send + Sync + 'static {
 ///
 /// ```
 /// use pubsub_core::PubSub;
-/// use futures::StreamExt;
 ///
 /// # #[tokio::main(flavor = "current_thread")]
 /// # async fn main() -> pubsub_core::Result<()> {
@@ -69,6 +68,12 @@ impl Delivery {
             acker: Some(Box::new(acker)),
             ..Delivery::new(message)
         }
+    }
+
+    /// Transforms the message, keeping how it is settled. For decorators.
+    pub fn map_message(mut self, f: impl FnOnce(Message) -> Message) -> Self {
+        self.message = f(self.message);
+        self
     }
 
     /// Where [`reply`](Self::reply) publishes. The bus sets it.

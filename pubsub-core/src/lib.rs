@@ -8,7 +8,6 @@
 //!
 //! ```
 //! use std::time::Duration;
-//! use futures::StreamExt;
 //! use pubsub_core::PubSub;
 //!
 //! # #[tokio::main(flavor = "current_thread")]
@@ -44,6 +43,7 @@ mod event;
 mod handler;
 mod message;
 pub mod name;
+mod prefixed;
 mod request;
 mod subscription;
 
@@ -60,6 +60,7 @@ pub use handler::{
 };
 pub use message::{Message, CORRELATION_ID, MAX_PRIORITY, REPLY_TO};
 pub use name::Pattern;
+pub use prefixed::Prefixed;
 pub use subscription::Subscription;
 
 /// Re-exported so backends and tests name the same versions.

@@ -4,7 +4,6 @@
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, PoisonError};
 
-use futures::StreamExt;
 use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
 

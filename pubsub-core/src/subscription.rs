@@ -22,7 +22,6 @@ type Unsubscribe = Box<dyn FnOnce() -> BoxFuture<'static, Result<()>> + Send>;
 ///
 /// ```
 /// use pubsub_core::PubSub;
-/// use futures::StreamExt;
 ///
 /// # #[tokio::main(flavor = "current_thread")]
 /// # async fn main() -> pubsub_core::Result<()> {
@@ -71,6 +70,24 @@ impl Subscription {
     pub(crate) fn with_replies(mut self, backend: Arc<dyn Backend>) -> Self {
         self.replies = Some(backend);
         self
+    }
+
+    /// Transforms every delivery, keeping the unsubscribe step. For decorators.
+    pub fn map_deliveries<F>(self, mut f: F) -> Self
+    where
+        F: FnMut(Delivery) -> Delivery + Send + 'static,
+    {
+        use futures::StreamExt;
+        Subscription {
+            stream: Box::pin(self.stream.map(move |item| item.map(&mut f))),
+            ..self
+        }
+    }
+
+    /// The next delivery or signal; `None` once the subscription has ended. The same
+    /// as `StreamExt::next`, without the import.
+    pub async fn next(&mut self) -> Option<Result<Delivery>> {
+        futures::StreamExt::next(self).await
     }
 
     /// Ends the subscription and waits until the backend has released it.

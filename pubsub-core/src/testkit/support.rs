@@ -4,7 +4,6 @@ use std::future::Future;
 use std::time::Duration;
 
 use futures::future::BoxFuture;
-use futures::StreamExt;
 
 use crate::{Delivery, PubSub, Result, Subscription};
 
