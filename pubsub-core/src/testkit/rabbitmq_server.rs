@@ -1,1 +1,298 @@
-//! A private `rabbitmq-server` for tests (in progress).
+//! A private `rabbitmq-server` for tests: its own node name, ports and data folder on
+//! loopback, so tests can stop and restart it and never touch a broker someone else
+//! runs.
+//!
+//! ```no_run
+//! use pubsub_core::testkit::rabbitmq_server::RabbitServer;
+//!
+//! // One node per test binary, started by the first test that asks.
+//! let server = RabbitServer::shared();
+//! println!("{}", server.url());
+//! ```
+//!
+//! Every process the node needs (its own `epmd`, the Erlang VM and its helpers) runs in
+//! one process group. A watchdog shell holds the other end of a pipe from the test
+//! process: when the test process exits, however it exits, the pipe closes and the
+//! watchdog kills the group and removes the data folder. That is what cleans up the
+//! shared node, which lives in a `static` and so is never dropped.
+
+use std::net::{TcpListener, TcpStream};
+use std::os::unix::process::CommandExt;
+use std::path::{Path, PathBuf};
+use std::process::{Child, ChildStdin, Command, Output, Stdio};
+use std::sync::{Mutex, OnceLock, PoisonError};
+use std::time::{Duration, Instant};
+
+const SERVER: &str = "/usr/lib/rabbitmq/bin/rabbitmq-server";
+const CTL: &str = "/usr/lib/rabbitmq/bin/rabbitmqctl";
+const EPMD: &str = "epmd";
+/// A node starts in about 6 s here; a loaded CI machine gets more.
+const START_TIMEOUT: Duration = Duration::from_secs(60);
+
+/// A private RabbitMQ node.
+///
+/// [`RabbitServer::shared`] gives the one node of the test binary; [`RabbitServer::start`]
+/// a node of one's own (for tests that restart it). Dropping a node kills it and
+/// removes its data.
+#[derive(Debug)]
+pub struct RabbitServer {
+    node: String,
+    port: u16,
+    dir: PathBuf,
+    env: Vec<(&'static str, String)>,
+    group: i32,
+    /// The rabbitmq-server script while the node runs.
+    server: Mutex<Option<Child>>,
+    epmd: Child,
+    /// Closing it makes the watchdog kill the group.
+    watchdog_pipe: Mutex<Option<ChildStdin>>,
+    watchdog: Mutex<Child>,
+}
+
+impl RabbitServer {
+    /// The node shared by every test of this test binary, started on first use.
+    ///
+    /// Panics when `rabbitmq-server` is not installed or does not start: tests that
+    /// need a broker fail rather than skip.
+    pub fn shared() -> &'static RabbitServer {
+        static SHARED: OnceLock<RabbitServer> = OnceLock::new();
+        SHARED.get_or_init(RabbitServer::start)
+    }
+
+    /// Starts a node of its own and waits until it accepts AMQP connections.
+    ///
+    /// Panics when `rabbitmq-server` is not installed or does not start.
+    pub fn start() -> RabbitServer {
+        if !Path::new(SERVER).exists() {
+            panic!(
+                "{SERVER} is not installed: run `scripts/test`, which installs the \
+                 rabbitmq-server package, or `apt-get install rabbitmq-server`"
+            );
+        }
+        let id = &uuid::Uuid::new_v4().simple().to_string()[..12];
+        let dir = std::env::temp_dir().join(format!("pubsub-rabbit-{id}"));
+        let node = format!("pubsub-{id}@localhost");
+        let [port, dist_port, epmd_port] = free_ports();
+        for sub in ["mnesia", "log", "home"] {
+            std::fs::create_dir_all(dir.join(sub)).expect("create the node's folders");
+        }
+        write(&dir.join("enabled_plugins"), "[].\n");
+        write(
+            &dir.join("rabbitmq.conf"),
+            "disk_free_limit.absolute = 1MB\nlog.console = false\nlog.file.level = warning\n",
+        );
+        // Our own (empty) env file, so /etc/rabbitmq/rabbitmq-env.conf cannot rename
+        // the node or move its ports.
+        write(&dir.join("rabbitmq-env.conf"), "");
+        let path = |sub: &str| dir.join(sub).display().to_string();
+        let env = vec![
+            ("HOME", path("home")),
+            ("RABBITMQ_CONF_ENV_FILE", path("rabbitmq-env.conf")),
+            ("RABBITMQ_NODENAME", node.clone()),
+            ("RABBITMQ_NODE_IP_ADDRESS", "127.0.0.1".to_owned()),
+            ("RABBITMQ_NODE_PORT", port.to_string()),
+            ("RABBITMQ_DIST_PORT", dist_port.to_string()),
+            ("RABBITMQ_MNESIA_BASE", path("mnesia")),
+            ("RABBITMQ_LOG_BASE", path("log")),
+            ("RABBITMQ_ENABLED_PLUGINS_FILE", path("enabled_plugins")),
+            ("RABBITMQ_CONFIG_FILE", path("rabbitmq.conf")),
+            (
+                "RABBITMQ_SERVER_ADDITIONAL_ERL_ARGS",
+                "-kernel inet_dist_use_interface {127,0,0,1}".to_owned(),
+            ),
+            // A private epmd: nothing is left registered with the machine's one, and
+            // it dies with the group.
+            ("ERL_EPMD_PORT", epmd_port.to_string()),
+            ("ERL_EPMD_ADDRESS", "127.0.0.1".to_owned()),
+        ];
+
+        let epmd = Command::new(EPMD)
+            .args(["-port", &epmd_port.to_string(), "-address", "127.0.0.1"])
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .process_group(0)
+            .spawn()
+            .unwrap_or_else(|e| {
+                panic!("cannot run {EPMD} (from the erlang-base package): {e}; run `scripts/test`")
+            });
+        let group = i32::try_from(epmd.id()).expect("pid fits i32");
+        let mut watchdog = Command::new("sh")
+            .arg("-c")
+            .arg(r#"cat >/dev/null; kill -KILL "-$1"; sleep 0.5; rm -rf "$0""#)
+            .arg(&dir)
+            .arg(group.to_string())
+            .stdin(Stdio::piped())
+            .stdout(Stdio::null())
+            .process_group(0)
+            .spawn()
+            .expect("start the watchdog shell");
+        let pipe = watchdog.stdin.take().expect("piped stdin");
+
+        let server = RabbitServer {
+            node,
+            port,
+            dir,
+            env,
+            group,
+            server: Mutex::new(None),
+            epmd,
+            watchdog_pipe: Mutex::new(Some(pipe)),
+            watchdog: Mutex::new(watchdog),
+        };
+        server.boot();
+        server
+    }
+
+    /// `amqp://guest:guest@127.0.0.1:PORT/%2f`.
+    pub fn url(&self) -> String {
+        format!("amqp://guest:guest@127.0.0.1:{}/%2f", self.port)
+    }
+
+    /// The AMQP port.
+    pub fn port(&self) -> u16 {
+        self.port
+    }
+
+    /// The Erlang node name, for `rabbitmqctl -n`.
+    pub fn node(&self) -> &str {
+        &self.node
+    }
+
+    /// Stops the node (`rabbitmqctl stop`), keeping its data.
+    pub fn stop(&self) {
+        let mut server = lock(&self.server);
+        let Some(mut child) = server.take() else {
+            return;
+        };
+        let out = self.ctl(&["stop"]);
+        if !out.status.success() {
+            // The node may already be half down; make sure it is gone.
+            let _ = Command::new("kill")
+                .args(["-KILL", &child.id().to_string()])
+                .status();
+        }
+        let _ = child.wait();
+        // The VM is a child of the script: wait until it let go of the port.
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while TcpStream::connect(("127.0.0.1", self.port)).is_ok() && Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    /// Starts the node again after [`stop`](Self::stop), with the same port and data:
+    /// vhosts and durable queues survive.
+    pub fn start_again(&self) {
+        self.boot();
+    }
+
+    /// Stops the node and starts it again, keeping its data.
+    pub fn restart(&self) {
+        self.stop();
+        self.boot();
+    }
+
+    /// Closes every client connection (`rabbitmqctl close_all_connections`), as an
+    /// operator or a load balancer would.
+    pub fn close_connections(&self) {
+        self.rabbitmqctl(&["close_all_connections", "closed by the test"]);
+    }
+
+    /// Runs `rabbitmqctl -n NODE ARGS...` against this node and returns its output;
+    /// panics when it fails.
+    pub fn rabbitmqctl(&self, args: &[&str]) -> String {
+        let out = self.ctl(args);
+        if !out.status.success() {
+            panic!(
+                "rabbitmqctl {args:?} failed: {}{}",
+                String::from_utf8_lossy(&out.stdout),
+                String::from_utf8_lossy(&out.stderr)
+            );
+        }
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    }
+
+    fn ctl(&self, args: &[&str]) -> Output {
+        Command::new(CTL)
+            .args(["-q", "-n", &self.node])
+            .args(args)
+            .envs(self.env.iter().map(|(k, v)| (k, v)))
+            .stdin(Stdio::null())
+            .output()
+            .expect("run rabbitmqctl")
+    }
+
+    fn boot(&self) {
+        let mut server = lock(&self.server);
+        if server.is_some() {
+            return;
+        }
+        let log = std::fs::File::create(self.dir.join("log").join("stdout.log"))
+            .expect("create the node's console log");
+        let mut child = Command::new(SERVER)
+            .envs(self.env.iter().map(|(k, v)| (k, v)))
+            .stdin(Stdio::null())
+            .stdout(log.try_clone().expect("clone a file handle"))
+            .stderr(log)
+            .process_group(self.group)
+            .spawn()
+            .unwrap_or_else(|e| panic!("cannot run {SERVER}: {e}; run `scripts/test`"));
+        let deadline = Instant::now() + START_TIMEOUT;
+        loop {
+            if TcpStream::connect(("127.0.0.1", self.port)).is_ok() {
+                break;
+            }
+            if let Ok(Some(status)) = child.try_wait() {
+                panic!(
+                    "rabbitmq-server exited with {status} before accepting connections; \
+                     its log:\n{}",
+                    self.console_log()
+                );
+            }
+            if Instant::now() > deadline {
+                let _ = child.kill();
+                panic!(
+                    "rabbitmq-server did not accept connections within {START_TIMEOUT:?}; \
+                     its log:\n{}",
+                    self.console_log()
+                );
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        *server = Some(child);
+    }
+
+    fn console_log(&self) -> String {
+        std::fs::read_to_string(self.dir.join("log").join("stdout.log")).unwrap_or_default()
+    }
+}
+
+impl Drop for RabbitServer {
+    fn drop(&mut self) {
+        // The watchdog kills the whole group (epmd, the VM and its helpers) and
+        // removes the folder once its pipe closes.
+        drop(lock(&self.watchdog_pipe).take());
+        let _ = lock(&self.watchdog).wait();
+        let _ = self.epmd.wait();
+        if let Some(mut server) = lock(&self.server).take() {
+            let _ = server.wait();
+        }
+    }
+}
+
+fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    mutex.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
+fn write(path: &Path, text: &str) {
+    std::fs::write(path, text).unwrap_or_else(|e| panic!("write {}: {e}", path.display()));
+}
+
+/// Three distinct free loopback ports (held together so they differ).
+fn free_ports() -> [u16; 3] {
+    let listeners: Vec<TcpListener> = (0..3)
+        .map(|_| TcpListener::bind("127.0.0.1:0").expect("bind a free port"))
+        .collect();
+    let port = |i: usize| listeners[i].local_addr().expect("local address").port();
+    [port(0), port(1), port(2)]
+}
