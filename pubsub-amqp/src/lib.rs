@@ -1,1 +1,49 @@
-//! AMQP 0-9-1 backend of pubsub-core (in progress).
+//! AMQP 0-9-1 (RabbitMQ) backend of pubsub-core, on `lapin`.
+//!
+//! - **Topology**: one durable topic exchange (`pubsub` unless
+//!   [`AmqpBuilder::exchange`] names another) with the topic as routing key, or one
+//!   fanout exchange per topic ([`AmqpBuilder::fanout_per_topic`], OpenPaaS ESN's
+//!   layout). [`AmqpBackend::exchange`] addresses another exchange over the same
+//!   connection.
+//! - **Broadcast**: an exclusive auto-delete queue per subscription, bound with the
+//!   topic or pattern (AMQP's own `*` and `#`), consumed without acks.
+//! - **Groups**: a durable queue per group and topic with `x-max-priority`, shared by
+//!   the members, manual acks and a prefetch. A nack with requeue counts the attempt.
+//! - **Messages**: the payload is the body; id, priority, `reply-to` and
+//!   `correlation-id` are AMQP properties, other headers AMQP headers.
+//! - **Publishing** waits for the publisher confirm; a mandatory publish that the
+//!   broker returns is [`Error::NoResponders`](pubsub_core::Error::NoResponders).
+//! - **Recovery** is lapin's: reconnect with backoff, topology and consumers replayed.
+//!   Broadcast subscriptions get an [`Error::Gap`](pubsub_core::Error::Gap) item;
+//!   group queues keep what the broker confirmed; publishes wait for the connection
+//!   up to the publish timeout.
+//!
+//! ```no_run
+//! use pubsub_amqp::AmqpBackend;
+//! use pubsub_core::PubSub;
+//!
+//! # #[tokio::main(flavor = "current_thread")]
+//! # async fn main() -> pubsub_core::Result<()> {
+//! let bus = PubSub::new(AmqpBackend::connect("amqp://guest:guest@127.0.0.1:5672/%2f").await?);
+//! let mut workers = bus.topic("git.file.get").subscribe_group("git-agents").await?;
+//! bus.topic("git.file.get").publish(&"README.md").await?;
+//! let job = workers.next().await.unwrap()?;
+//! job.ack().await?;
+//! # Ok(())
+//! # }
+//! ```
+
+#![warn(missing_docs)]
+
+mod acker;
+mod backend;
+mod connection;
+mod errors;
+mod options;
+mod properties;
+mod publish;
+mod route;
+mod subscribe;
+
+pub use backend::AmqpBackend;
+pub use options::{AmqpBuilder, Routing, DEFAULT_EXCHANGE};

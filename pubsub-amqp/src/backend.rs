@@ -1,0 +1,146 @@
+//! `AmqpBackend`: the `Backend` over one lapin connection.
+
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use pubsub_core::{Backend, Capabilities, Message, Result, SubscribeOptions, Subscription};
+
+use crate::connection::{Live, Shared};
+use crate::options::{redact, AmqpBuilder, Routing};
+use crate::properties::to_properties;
+use crate::publish::{publish, Outgoing};
+use crate::route::route;
+
+/// RabbitMQ's default `max_message_size` (128 MiB).
+const MAX_MESSAGE_SIZE: usize = 128 * 1024 * 1024;
+
+/// The AMQP 0-9-1 backend. Clones share the connection.
+///
+/// ```no_run
+/// use pubsub_amqp::AmqpBackend;
+/// use pubsub_core::PubSub;
+///
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() -> pubsub_core::Result<()> {
+/// let backend = AmqpBackend::connect("amqp://guest:guest@127.0.0.1:5672/%2f").await?;
+/// // brainlife binds to two exchanges over one connection.
+/// let wf = PubSub::new(backend.exchange("wf"));
+/// let warehouse = PubSub::new(backend.exchange("warehouse"));
+/// let mut tasks = wf.topic("task.42.#").subscribe().await?;
+/// # drop((warehouse, tasks));
+/// # Ok(())
+/// # }
+/// ```
+#[derive(Clone)]
+pub struct AmqpBackend {
+    shared: Arc<Shared>,
+    exchange: Arc<str>,
+    routing: Routing,
+}
+
+impl AmqpBackend {
+    /// Connects to `url` (`amqp://user:password@host:port/vhost`, or `amqps://`)
+    /// with the default options: one durable topic exchange `pubsub`, publisher
+    /// confirms, prefetch 32, `x-max-priority` 9 on group queues.
+    pub async fn connect(url: &str) -> Result<Self> {
+        Self::builder(url).connect().await
+    }
+
+    /// A backend that connects on first use: nothing is checked but the URL.
+    pub fn connect_lazy(url: &str) -> Result<Self> {
+        Self::builder(url).connect_lazy()
+    }
+
+    /// Options, then [`connect`](AmqpBuilder::connect).
+    pub fn builder(url: &str) -> AmqpBuilder {
+        AmqpBuilder::new(url)
+    }
+
+    pub(crate) fn from_builder(options: AmqpBuilder) -> Result<Self> {
+        options.uri()?;
+        let exchange = options.exchange.as_str().into();
+        let routing = options.routing;
+        let display = redact(&options.url);
+        Ok(AmqpBackend {
+            shared: Arc::new(Shared::new(options, display)),
+            exchange,
+            routing,
+        })
+    }
+
+    pub(crate) async fn connection(&self) -> Result<&Live> {
+        self.shared.live().await
+    }
+
+    /// A backend on the topic exchange `name` that shares this one's connection: no
+    /// new connection, no I/O until used.
+    pub fn exchange(&self, name: &str) -> AmqpBackend {
+        AmqpBackend {
+            shared: Arc::clone(&self.shared),
+            exchange: name.into(),
+            routing: Routing::Topic,
+        }
+    }
+
+    /// The exchange this backend publishes to (in fanout-per-topic mode, the topic
+    /// names the exchange instead).
+    pub fn exchange_name(&self) -> &str {
+        &self.exchange
+    }
+
+    async fn send(&self, message: Message, mandatory: bool) -> Result<()> {
+        let route = route(&self.exchange, self.routing, message.topic())?;
+        let out = Outgoing {
+            exchange: &route.exchange,
+            kind: route.kind.clone(),
+            routing_key: &route.routing_key,
+            payload: message.payload(),
+            properties: to_properties(&message, self.shared.options.persistent)?,
+            mandatory,
+            topic: message.topic(),
+        };
+        publish(&self.shared, out).await
+    }
+}
+
+#[async_trait]
+impl Backend for AmqpBackend {
+    fn capabilities(&self) -> Capabilities {
+        Capabilities::new()
+            .groups(true)
+            .acks(true)
+            .priorities(self.shared.options.max_priority > 0)
+            .persistence(true)
+            .patterns(self.routing == Routing::Topic)
+            .headers(true)
+            .no_responders(true)
+            .max_payload(Some(MAX_MESSAGE_SIZE))
+    }
+
+    async fn publish(&self, message: Message) -> Result<()> {
+        self.send(message, false).await
+    }
+
+    async fn publish_mandatory(&self, message: Message) -> Result<()> {
+        self.send(message, true).await
+    }
+
+    async fn subscribe(&self, topic: &str, options: SubscribeOptions) -> Result<Subscription> {
+        let route = route(&self.exchange, self.routing, topic)?;
+        crate::subscribe::subscribe(&self.shared, route, topic, options).await
+    }
+
+    async fn close(&self) -> Result<()> {
+        self.shared.close().await
+    }
+}
+
+impl std::fmt::Debug for AmqpBackend {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("AmqpBackend")
+            .field("broker", &self.shared.display)
+            .field("exchange", &self.exchange)
+            .field("routing", &self.routing)
+            .finish()
+    }
+}

@@ -1,0 +1,180 @@
+//! The one connection a backend (and every backend made from it with
+//! [`AmqpBackend::exchange`](crate::AmqpBackend::exchange)) shares, its publishing
+//! channel and the exchanges declared so far.
+//!
+//! Recovery is lapin's: with `enable_auto_recover`, lapin reconnects with backoff and
+//! replays each channel's topology (exchanges, queues, bindings, QoS, consumers and
+//! confirm mode) on the new connection. This module only asks for it.
+
+use std::collections::HashSet;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
+
+use lapin::options::{ConfirmSelectOptions, ExchangeDeclareOptions};
+use lapin::types::FieldTable;
+use lapin::{Channel, Connection, ConnectionProperties, ExchangeKind};
+use pubsub_core::{Error, Result};
+use tokio::sync::{Mutex, OnceCell};
+
+use crate::errors::{lapin_error, CONNECT};
+use crate::options::AmqpBuilder;
+
+/// The connection, made on first use.
+pub(crate) struct Shared {
+    pub(crate) options: AmqpBuilder,
+    pub(crate) display: String,
+    connection: OnceCell<Live>,
+    closed: AtomicBool,
+}
+
+/// A connection and its publishing channel.
+pub(crate) struct Live {
+    pub(crate) connection: Connection,
+    publisher: Mutex<Publisher>,
+}
+
+struct Publisher {
+    channel: Channel,
+    /// Exchanges declared on `channel`, so lapin re-declares them on recovery.
+    exchanges: HashSet<String>,
+}
+
+impl Shared {
+    pub(crate) fn new(options: AmqpBuilder, display: String) -> Self {
+        Shared {
+            options,
+            display,
+            connection: OnceCell::new(),
+            closed: AtomicBool::new(false),
+        }
+    }
+
+    pub(crate) fn is_closed(&self) -> bool {
+        self.closed.load(Ordering::Acquire)
+    }
+
+    /// The live connection, connecting first if need be.
+    pub(crate) async fn live(&self) -> Result<&Live> {
+        if self.is_closed() {
+            return Err(Error::Closed);
+        }
+        let timeout = self.options.connect_timeout;
+        self.connection
+            .get_or_try_init(|| async {
+                tokio::time::timeout(timeout, self.open())
+                    .await
+                    .map_err(|_| Error::Connection {
+                        message: format!(
+                            "could not connect to {} within {timeout:?}",
+                            self.display
+                        ),
+                        source: None,
+                    })?
+            })
+            .await
+    }
+
+    async fn open(&self) -> Result<Live> {
+        let uri = self.options.uri()?;
+        let properties = ConnectionProperties::default()
+            .with_connection_name(env!("CARGO_PKG_NAME").into())
+            .enable_auto_recover()
+            .configure_backoff(|backoff| {
+                backoff
+                    .with_min_delay(Duration::from_millis(100))
+                    .with_max_delay(Duration::from_secs(2))
+                    .with_jitter()
+                    .without_max_times()
+            });
+        let connection = Connection::connect_uri(uri, properties)
+            .await
+            .map_err(|e| lapin_error(CONNECT, e))?;
+        let channel = self.publishing_channel(&connection).await?;
+        Ok(Live {
+            connection,
+            publisher: Mutex::new(Publisher {
+                channel,
+                exchanges: HashSet::new(),
+            }),
+        })
+    }
+
+    async fn publishing_channel(&self, connection: &Connection) -> Result<Channel> {
+        let channel = connection
+            .create_channel()
+            .await
+            .map_err(|e| lapin_error("open a channel", e))?;
+        // Mandatory publishes need confirms to tell a return from a delivery, so the
+        // channel always confirms; `confirms(false)` only stops waiting for them.
+        channel
+            .confirm_select(ConfirmSelectOptions::default())
+            .await
+            .map_err(|e| lapin_error("enable publisher confirms", e))?;
+        Ok(channel)
+    }
+
+    /// The publishing channel, with `exchange` declared on it. A channel the broker
+    /// closed (a soft error) is replaced; one that is recovering is returned as is,
+    /// for the caller to wait on.
+    pub(crate) async fn publisher(&self, exchange: &str, kind: ExchangeKind) -> Result<Channel> {
+        let live = self.live().await?;
+        let mut publisher = live.publisher.lock().await;
+        let status = publisher.channel.status();
+        if !status.connected() && !status.reconnecting() && !live.connection.status().reconnecting()
+        {
+            publisher.channel = self.publishing_channel(&live.connection).await?;
+            publisher.exchanges.clear();
+        }
+        if !publisher.exchanges.contains(exchange) && !exchange.is_empty() {
+            declare_exchange(&publisher.channel, exchange, kind).await?;
+            publisher.exchanges.insert(exchange.to_owned());
+        }
+        Ok(publisher.channel.clone())
+    }
+
+    /// Closes the connection: consumers are cancelled and their streams end.
+    pub(crate) async fn close(&self) -> Result<()> {
+        self.closed.store(true, Ordering::Release);
+        if let Some(live) = self.connection.get() {
+            live.connection
+                .close(200, "closed by the application".into())
+                .await
+                .map_err(|e| lapin_error("close the connection", e))?;
+        }
+        Ok(())
+    }
+}
+
+/// Declares a durable exchange of `kind` named `name`.
+pub(crate) async fn declare_exchange(
+    channel: &Channel,
+    name: &str,
+    kind: ExchangeKind,
+) -> Result<()> {
+    let options = ExchangeDeclareOptions {
+        durable: true,
+        ..ExchangeDeclareOptions::default()
+    };
+    channel
+        .exchange_declare(
+            crate::properties::short("exchange name", name)?,
+            kind,
+            options,
+            FieldTable::default(),
+        )
+        .await
+        .map_err(|e| lapin_error(&format!("declare exchange {name:?}"), e))
+}
+
+impl Shared {
+    /// Whether the connection is down and lapin is bringing it back.
+    pub(crate) async fn recovering(&self) -> bool {
+        match self.connection.get() {
+            Some(live) => {
+                let status = live.connection.status();
+                status.reconnecting() || status.connecting()
+            }
+            None => false,
+        }
+    }
+}

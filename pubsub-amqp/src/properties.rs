@@ -1,0 +1,136 @@
+//! A [`Message`] as AMQP properties and back, so foreign AMQP clients see normal
+//! properties: the id is `message-id`, the priority `priority`, request headers
+//! `reply-to` and `correlation-id`, everything else an AMQP header.
+
+use lapin::types::{AMQPValue, FieldTable, ShortString};
+use lapin::BasicProperties;
+use pubsub_core::{Bytes, Error, Message, Result, CORRELATION_ID, REPLY_TO};
+
+/// Header that carries the delivery attempt of a message this crate requeued.
+pub(crate) const ATTEMPT: &str = "x-pubsub-attempt";
+/// Header that keeps the topic of a message requeued through the default exchange
+/// (where the routing key is the queue's name).
+pub(crate) const TOPIC: &str = "x-pubsub-topic";
+
+const PERSISTENT: u8 = 2;
+
+/// The AMQP properties of `message`.
+pub(crate) fn to_properties(message: &Message, persistent: bool) -> Result<BasicProperties> {
+    let mut properties = BasicProperties::default();
+    if persistent {
+        properties = properties.with_delivery_mode(PERSISTENT);
+    }
+    if message.priority() > 0 {
+        properties = properties.with_priority(message.priority());
+    }
+    if let Some(id) = message.id() {
+        properties = properties.with_message_id(short("message id", id)?);
+    }
+    let mut headers = FieldTable::default();
+    for (key, value) in message.headers() {
+        match key {
+            REPLY_TO => properties = properties.with_reply_to(short("reply-to", value)?),
+            CORRELATION_ID => {
+                properties = properties.with_correlation_id(short("correlation id", value)?)
+            }
+            _ => {
+                headers.insert(
+                    short("header name", key)?,
+                    AMQPValue::LongString(value.into()),
+                );
+            }
+        }
+    }
+    if !headers.inner().is_empty() {
+        properties = properties.with_headers(headers);
+    }
+    Ok(properties)
+}
+
+/// `properties` as they go back to the queue on a nack with requeue: the attempt
+/// counted, and the topic kept (the routing key becomes the queue's name).
+pub(crate) fn requeued(properties: &BasicProperties, topic: &str, attempt: u32) -> BasicProperties {
+    let mut headers = properties.headers().clone().unwrap_or_default();
+    headers.insert(ATTEMPT.into(), AMQPValue::LongLongInt(attempt.into()));
+    headers.insert(TOPIC.into(), AMQPValue::LongString(topic.into()));
+    properties.clone().with_headers(headers)
+}
+
+/// The message a delivery carries. `topic` is where it was routed; `redelivered`
+/// is the broker's flag, counted as one more attempt.
+pub(crate) fn to_message(
+    payload: Vec<u8>,
+    properties: &BasicProperties,
+    topic: &str,
+    redelivered: bool,
+) -> Message {
+    let mut message = Message::new(Bytes::from(payload));
+    let mut topic = topic.to_owned();
+    let mut attempt = 1;
+    if let Some(headers) = properties.headers() {
+        for (key, value) in headers.inner() {
+            match (key.as_str(), value) {
+                (ATTEMPT, value) => {
+                    attempt = integer(value)
+                        .and_then(|n| u32::try_from(n).ok())
+                        .unwrap_or(1)
+                }
+                (TOPIC, value) => topic = text(value).unwrap_or(topic),
+                (key, value) => {
+                    if let Some(value) = text(value) {
+                        message = message.with_header(key, value);
+                    }
+                }
+            }
+        }
+    }
+    if let Some(reply_to) = properties.reply_to() {
+        message = message.with_header(REPLY_TO, reply_to.as_str());
+    }
+    if let Some(correlation_id) = properties.correlation_id() {
+        message = message.with_header(CORRELATION_ID, correlation_id.as_str());
+    }
+    if let Some(id) = properties.message_id() {
+        message = message.with_id(id.as_str());
+    }
+    if let Some(priority) = properties.priority() {
+        message = message.with_priority(*priority);
+    }
+    let attempt = attempt.saturating_add(u32::from(redelivered));
+    message.with_topic(topic).with_attempt(attempt)
+}
+
+/// A header value as text; foreign clients send numbers and booleans too.
+fn text(value: &AMQPValue) -> Option<String> {
+    Some(match value {
+        AMQPValue::LongString(s) => String::from_utf8_lossy(s.as_bytes()).into_owned(),
+        AMQPValue::ShortString(s) => s.as_str().to_owned(),
+        AMQPValue::Boolean(b) => b.to_string(),
+        AMQPValue::Float(f) => f.to_string(),
+        AMQPValue::Double(f) => f.to_string(),
+        other => integer(other)?.to_string(),
+    })
+}
+
+fn integer(value: &AMQPValue) -> Option<i64> {
+    Some(match *value {
+        AMQPValue::ShortShortInt(n) => n.into(),
+        AMQPValue::ShortShortUInt(n) => n.into(),
+        AMQPValue::ShortInt(n) => n.into(),
+        AMQPValue::ShortUInt(n) => n.into(),
+        AMQPValue::LongInt(n) => n.into(),
+        AMQPValue::LongUInt(n) => n.into(),
+        AMQPValue::LongLongInt(n) => n,
+        _ => return None,
+    })
+}
+
+/// An AMQP short string (at most 255 bytes), or a typed error naming the field.
+pub(crate) fn short(what: &str, value: &str) -> Result<ShortString> {
+    ShortString::try_new(value).map_err(|_| {
+        Error::Unsupported(format!(
+            "AMQP limits a {what} to 255 bytes; this one has {} bytes",
+            value.len()
+        ))
+    })
+}

@@ -1,0 +1,80 @@
+//! Where a topic goes: which exchange, of which kind, with which keys.
+
+use lapin::ExchangeKind;
+use pubsub_core::{Error, Pattern, Result};
+
+use crate::options::Routing;
+
+/// The exchange and keys for one topic (or pattern).
+#[derive(Debug, Clone)]
+pub(crate) struct Route {
+    pub(crate) exchange: String,
+    pub(crate) kind: ExchangeKind,
+    /// The routing key to publish with; the topic itself, so that receivers of a
+    /// fanout exchange learn it too.
+    pub(crate) routing_key: String,
+    /// The key to bind a queue with.
+    pub(crate) binding_key: String,
+}
+
+/// The route of `topic` on `exchange` under `routing`.
+pub(crate) fn route(exchange: &str, routing: Routing, topic: &str) -> Result<Route> {
+    Ok(match routing {
+        Routing::Topic => Route {
+            exchange: exchange.to_owned(),
+            kind: ExchangeKind::Topic,
+            routing_key: topic.to_owned(),
+            binding_key: topic.to_owned(),
+        },
+        Routing::FanoutPerTopic => {
+            if Pattern::parse(topic)?.is_wildcard() {
+                return Err(Error::Unsupported(format!(
+                    "pattern {topic:?} in fanout-per-topic mode: each topic is its own \
+                     exchange there; subscribe to each topic, or use the topic-exchange \
+                     mode (the default) for patterns"
+                )));
+            }
+            Route {
+                exchange: topic.to_owned(),
+                kind: ExchangeKind::Fanout,
+                routing_key: topic.to_owned(),
+                binding_key: String::new(),
+            }
+        }
+    })
+}
+
+/// The durable queue of `group` for `topic` on `exchange`: every member of the group
+/// consumes it, and it outlives them.
+pub(crate) fn group_queue(group: &str, exchange: &str, topic: &str) -> Result<String> {
+    let name = format!("{group}@{exchange}/{topic}");
+    if name.len() > 255 {
+        return Err(Error::invalid_topic(
+            topic,
+            "group, exchange and topic together make an AMQP queue name over 255 bytes",
+        ));
+    }
+    Ok(name)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn fanout_refuses_patterns() {
+        let err = route("x", Routing::FanoutPerTopic, "a.*").unwrap_err();
+        assert!(matches!(err, Error::Unsupported(_)), "{err}");
+        let r = route("x", Routing::FanoutPerTopic, "message:stored").unwrap();
+        assert_eq!(
+            (r.exchange.as_str(), r.binding_key.as_str()),
+            ("message:stored", "")
+        );
+    }
+
+    #[test]
+    fn group_queue_names_are_bounded() {
+        assert_eq!(group_queue("g", "pubsub", "a.b").unwrap(), "g@pubsub/a.b");
+        assert!(group_queue(&"g".repeat(200), "pubsub", &"t".repeat(60)).is_err());
+    }
+}
