@@ -14,6 +14,9 @@
 #![warn(missing_docs)]
 
 pub mod catalog;
+pub mod cli;
 mod connect;
+pub mod demo;
+pub mod esn;
 
 pub use connect::connect;

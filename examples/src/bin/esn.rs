@@ -1,0 +1,30 @@
+//! OpenPaaS ESN's local and global buses: two nodes, local topics, `message:stored`
+//! and `message:activity` forwarded to the global bus and received by both nodes.
+//!
+//! ```text
+//! cargo run -p pubsub-examples --bin esn
+//! ```
+
+use std::process::ExitCode;
+
+use clap::Parser;
+use pubsub_examples::{demo, esn};
+
+/// Runs two ESN nodes and prints what each receives, then exits.
+#[derive(Debug, Parser)]
+#[command(about)]
+struct Args {
+    /// The global bus both nodes join (`memory://NAME` shares one in-process bus).
+    #[arg(long, default_value = "memory://esn-global")]
+    url: String,
+}
+
+#[tokio::main]
+async fn main() -> ExitCode {
+    let args = Args::parse();
+    let result = esn::run(&args.url).await;
+    if let Ok(report) = &result {
+        println!("done: {} deliveries", report.received.len());
+    }
+    demo::exit_code(result)
+}
