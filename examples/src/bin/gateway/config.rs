@@ -1,0 +1,219 @@
+//! The gateway's configuration file (TOML): where to listen, which broker, how tokens
+//! are verified, the limits, and the access policy of each exchange.
+
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use serde::Deserialize;
+
+/// Everything in the configuration file.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Config {
+    /// Where to listen (default `127.0.0.1:8080`; port 0 picks a free port).
+    #[serde(default = "default_listen")]
+    pub listen: SocketAddr,
+    /// The broker: `memory://` (in-process) or an `amqp://` URL.
+    #[serde(default = "default_backend")]
+    pub backend: String,
+    /// How tokens are verified.
+    pub auth: AuthConfig,
+    /// Bounds on what one client may use.
+    #[serde(default)]
+    pub limits: Limits,
+    /// The exchanges clients may bind to, by name; any other name is refused.
+    pub exchanges: BTreeMap<String, ExchangeConfig>,
+    /// Who may publish through `POST /publish`; absent, nobody may.
+    pub publish: Option<ClaimValue>,
+    /// The demo's sample token and ticker.
+    pub demo: Option<DemoConfig>,
+}
+
+/// Token verification: at least one of the two keys.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AuthConfig {
+    /// The shared secret of HS256 tokens.
+    pub hs256_secret: Option<String>,
+    /// A PEM file with the RSA public key of RS256 tokens, relative to the config file.
+    pub rs256_public_key: Option<PathBuf>,
+    /// The claim that names the user, for the sockets-per-user limit (default `sub`).
+    #[serde(default = "default_user_claim")]
+    pub user_claim: String,
+    /// Clock skew allowed on `exp`, in seconds (default 0).
+    #[serde(default)]
+    pub leeway_seconds: u64,
+}
+
+/// The bounds that keep one client from using up the gateway.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Limits {
+    /// The largest frame a client may send; larger ones get an error frame.
+    pub max_frame_bytes: usize,
+    /// Binds one socket may hold.
+    pub max_binds_per_socket: usize,
+    /// Sockets (WebSocket or SSE) one user may hold at once.
+    pub max_sockets_per_user: usize,
+    /// Messages waiting for one socket before newer ones are dropped and counted as lag.
+    pub socket_buffer: usize,
+    /// Seconds between SSE heartbeats.
+    pub heartbeat_seconds: u64,
+    /// Milliseconds an HTTP access check may take before the bind is refused.
+    pub check_timeout_ms: u64,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Limits {
+            max_frame_bytes: 4096,
+            max_binds_per_socket: 32,
+            max_sockets_per_user: 8,
+            socket_buffer: 256,
+            heartbeat_seconds: 15,
+            check_timeout_ms: 5000,
+        }
+    }
+}
+
+impl Limits {
+    /// The SSE heartbeat interval.
+    pub fn heartbeat(&self) -> Duration {
+        Duration::from_secs(self.heartbeat_seconds.max(1))
+    }
+
+    /// How long an HTTP access check may take.
+    pub fn check_timeout(&self) -> Duration {
+        Duration::from_millis(self.check_timeout_ms)
+    }
+}
+
+/// How an exchange decides who may bind to which keys.
+#[derive(Debug, Clone, Copy, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum AccessKind {
+    /// Anyone with a valid token.
+    Public,
+    /// A key segment must be one of the values of a token claim.
+    Claim,
+    /// A URL answers for the user's token and the key (brainlife's `checkaccess`).
+    Http,
+}
+
+/// One exchange's entry.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ExchangeConfig {
+    /// The kind of check.
+    pub access: AccessKind,
+    /// `claim`: the claim whose value (or one of whose values) the key segment must be.
+    pub claim: Option<String>,
+    /// `claim`: which key segment (0 is the first).
+    #[serde(default)]
+    pub segment: usize,
+    /// `http`: the URL the key is appended to as one path segment.
+    pub url: Option<String>,
+    /// The first this many key segments must be literal (no `*` or `#`), so that a
+    /// check that answers for one key cannot be asked about a wildcard.
+    #[serde(default)]
+    pub literal_segments: usize,
+}
+
+/// A claim that must hold a value (or hold it among its values).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ClaimValue {
+    /// The claim's name.
+    pub claim: String,
+    /// The value it must have.
+    pub value: String,
+}
+
+/// What the demo command prints and publishes.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DemoConfig {
+    /// The claims of the sample token (an `exp` a day ahead is added).
+    pub claims: serde_json::Map<String, serde_json::Value>,
+    /// `exchange:key` that a ticker publishes to every `tick_seconds`.
+    pub tick: Option<String>,
+    /// Seconds between ticks (default 2).
+    #[serde(default = "default_tick")]
+    pub tick_seconds: u64,
+}
+
+fn default_listen() -> SocketAddr {
+    SocketAddr::from(([127, 0, 0, 1], 8080))
+}
+
+fn default_backend() -> String {
+    "memory://".to_owned()
+}
+
+fn default_user_claim() -> String {
+    "sub".to_owned()
+}
+
+fn default_tick() -> u64 {
+    2
+}
+
+/// A configuration file that cannot be used, with the reason.
+#[derive(Debug)]
+pub struct ConfigError(pub String);
+
+impl std::fmt::Display for ConfigError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl std::error::Error for ConfigError {}
+
+impl Config {
+    /// Reads and checks the file; relative key paths are resolved against its folder.
+    pub fn load(path: &Path) -> Result<Config, ConfigError> {
+        let text = std::fs::read_to_string(path)
+            .map_err(|e| ConfigError(format!("cannot read {}: {e}", path.display())))?;
+        let mut config: Config =
+            toml::from_str(&text).map_err(|e| ConfigError(format!("{}: {e}", path.display())))?;
+        if let Some(key) = &mut config.auth.rs256_public_key {
+            if key.is_relative() {
+                *key = path.parent().unwrap_or(Path::new(".")).join(&*key);
+            }
+        }
+        config.check()?;
+        Ok(config)
+    }
+
+    fn check(&self) -> Result<(), ConfigError> {
+        if self.auth.hs256_secret.is_none() && self.auth.rs256_public_key.is_none() {
+            return Err(ConfigError(
+                "[auth] needs hs256_secret or rs256_public_key: tokens are always verified".into(),
+            ));
+        }
+        for (name, exchange) in &self.exchanges {
+            // Exchanges share one in-process bus as topic prefixes: a dot would let
+            // exchange `a` with key `b.c` collide with exchange `a.b` with key `c`.
+            if name.is_empty()
+                || name.contains('.')
+                || !matches!(pubsub_core::name::validate(name), Ok(false))
+            {
+                return Err(ConfigError(format!(
+                    "exchange {name:?}: a name is a non-empty topic segment without `.`, `*` or `#`"
+                )));
+            }
+            let missing = match exchange.access {
+                AccessKind::Claim if exchange.claim.is_none() => Some("claim"),
+                AccessKind::Http if exchange.url.is_none() => Some("url"),
+                _ => None,
+            };
+            if let Some(field) = missing {
+                return Err(ConfigError(format!("exchange {name:?} needs `{field}`")));
+            }
+        }
+        Ok(())
+    }
+}

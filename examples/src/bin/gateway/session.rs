@@ -1,0 +1,161 @@
+//! One client connection (a WebSocket or an SSE stream): its binds and its outbox.
+//!
+//! Each bind runs as a task that checks access, subscribes and pumps messages into the
+//! outbox. The session's cancellation token ends them all when the connection goes.
+//! The subscribe step is not cut short (a half-done subscribe could leave a queue on
+//! the broker): a bind that completes after its socket closed releases its
+//! subscription at once, which is the brainlife gateway's leak, fixed.
+
+use std::collections::HashSet;
+use std::sync::Arc;
+
+use pubsub_core::{Error, Pattern};
+use tokio_util::sync::CancellationToken;
+
+use crate::frames::{self, BindRequest};
+use crate::outbox::Outbox;
+use crate::state::{Admitted, AppState};
+
+/// A connected client.
+pub struct Session {
+    state: Arc<AppState>,
+    client: Admitted,
+    outbox: Arc<Outbox>,
+    binds: HashSet<BindRequest>,
+    closed: CancellationToken,
+}
+
+impl Session {
+    /// A session for an admitted client.
+    pub fn new(state: Arc<AppState>, client: Admitted) -> Self {
+        let outbox = Arc::new(Outbox::new(state.limits.socket_buffer));
+        Session {
+            state,
+            client,
+            outbox,
+            binds: HashSet::new(),
+            closed: CancellationToken::new(),
+        }
+    }
+
+    /// The frames to send to the client.
+    pub fn outbox(&self) -> &Arc<Outbox> {
+        &self.outbox
+    }
+
+    /// Reports an error to the client.
+    pub fn reject(&self, code: &str, message: &str, bind: Option<&BindRequest>) {
+        self.outbox.push_signal(frames::error(code, message, bind));
+    }
+
+    /// Starts a bind; its outcome arrives in the outbox as a `bound` or `error` frame.
+    pub fn bind(&mut self, request: BindRequest) {
+        let Some(exchange) = self.state.exchanges.get(&request.ex).cloned() else {
+            let message = format!("unknown exchange {:?}", request.ex);
+            return self.reject("unknown_exchange", &message, Some(&request));
+        };
+        let key = match Pattern::parse(&request.key) {
+            Ok(key) => key,
+            Err(e) => return self.reject("invalid_key", &e.to_string(), Some(&request)),
+        };
+        if self.binds.contains(&request) {
+            return self.reject("duplicate", "already bound on this socket", Some(&request));
+        }
+        let limit = self.state.limits.max_binds_per_socket;
+        if self.binds.len() >= limit {
+            let message = format!("at most {limit} binds per socket");
+            return self.reject("too_many_binds", &message, Some(&request));
+        }
+        self.binds.insert(request.clone());
+        let bind = Bind {
+            state: Arc::clone(&self.state),
+            identity: Arc::clone(&self.client.identity),
+            outbox: Arc::clone(&self.outbox),
+            closed: self.closed.clone(),
+            exchange,
+            key,
+            request,
+        };
+        tokio::spawn(bind.run());
+    }
+}
+
+impl Drop for Session {
+    fn drop(&mut self) {
+        self.closed.cancel();
+    }
+}
+
+struct Bind {
+    state: Arc<AppState>,
+    identity: Arc<crate::auth::Identity>,
+    outbox: Arc<Outbox>,
+    closed: CancellationToken,
+    exchange: Arc<crate::exchanges::Exchange>,
+    key: Pattern,
+    request: BindRequest,
+}
+
+impl Bind {
+    async fn run(self) {
+        let state = &self.state;
+        // Declared first so that it is dropped last: once no bind is pending, every
+        // subscription of a closed socket is already gone.
+        let pending = state.binds_pending.hold();
+        let timeout = state.limits.check_timeout();
+        let policy = &self.exchange.policy;
+        let allowed = tokio::select! {
+            _ = self.closed.cancelled() => return,
+            allowed = policy.check(&state.http, timeout, &self.identity, &self.key) => allowed,
+        };
+        if let Err(denial) = allowed {
+            self.outbox.push_signal(frames::error(
+                denial.code,
+                &denial.message,
+                Some(&self.request),
+            ));
+            return;
+        }
+        let topic = self.exchange.bus.topic(self.key.as_str());
+        let mut subscription = match topic.subscribe().await {
+            Ok(subscription) => subscription,
+            Err(e) => {
+                let message = format!("could not subscribe: {e}");
+                let frame = frames::error("subscribe_failed", &message, Some(&self.request));
+                return self.outbox.push_signal(frame);
+            }
+        };
+        let _live = state.subscriptions.hold();
+        if self.closed.is_cancelled() {
+            let _ = subscription.unsubscribe().await;
+            return;
+        }
+        self.outbox.push_signal(frames::bound(&self.request));
+        drop(pending);
+        loop {
+            let item = tokio::select! {
+                _ = self.closed.cancelled() => break,
+                item = subscription.next() => item,
+            };
+            match item {
+                Some(Ok(delivery)) => self
+                    .outbox
+                    .push_message(frames::message(&self.exchange.name, &delivery)),
+                Some(Err(Error::Lagged { missed })) => self.outbox.push_lag(missed),
+                Some(Err(signal)) => self
+                    .outbox
+                    .push_signal(frames::gap(&self.request, &signal.to_string())),
+                None => {
+                    let frame = frames::error(
+                        "ended",
+                        "the broker ended this subscription",
+                        Some(&self.request),
+                    );
+                    self.outbox.push_signal(frame);
+                    break;
+                }
+            }
+        }
+        let _ = subscription.unsubscribe().await;
+    }
+}

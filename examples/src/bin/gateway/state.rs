@@ -1,0 +1,104 @@
+//! What every request handler shares, and admission: token first, then the user's
+//! socket limit.
+
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
+
+use axum::http::StatusCode;
+use serde::Serialize;
+
+use crate::auth::{Identity, UserSlot, Users, Verifier};
+use crate::config::{ClaimValue, Limits};
+use crate::exchanges::Exchanges;
+
+/// The gateway's shared state.
+pub struct AppState {
+    pub verifier: Verifier,
+    pub exchanges: Exchanges,
+    pub limits: Limits,
+    pub publishers: Option<ClaimValue>,
+    pub users: Arc<Users>,
+    pub http: reqwest::Client,
+    pub subscriptions: Counter,
+    pub binds_pending: Counter,
+}
+
+/// A client that passed admission.
+pub struct Admitted {
+    pub identity: Arc<Identity>,
+    /// Held for the connection's lifetime: dropping it frees the user's place.
+    pub _slot: UserSlot,
+}
+
+/// Why a client was turned away, as an HTTP status and a WebSocket close code.
+pub struct Rejection {
+    pub status: StatusCode,
+    pub close_code: u16,
+    pub reason: String,
+}
+
+/// Live counts, served at `GET /stats`.
+#[derive(Debug, Serialize)]
+pub struct Stats {
+    pub sockets: usize,
+    pub subscriptions: usize,
+    pub binds_pending: usize,
+}
+
+impl AppState {
+    /// Verifies the token before anything else, then takes one of the user's sockets.
+    pub fn admit(&self, token: Option<&str>) -> Result<Admitted, Rejection> {
+        let identity = self.verifier.verify(token).map_err(|reason| Rejection {
+            status: StatusCode::UNAUTHORIZED,
+            close_code: 4401,
+            reason,
+        })?;
+        let limit = self.limits.max_sockets_per_user;
+        let slot = self
+            .users
+            .admit(&identity.user, limit)
+            .ok_or_else(|| Rejection {
+                status: StatusCode::TOO_MANY_REQUESTS,
+                close_code: 4429,
+                reason: format!("too many sockets: {limit} are open for this user"),
+            })?;
+        Ok(Admitted {
+            identity: Arc::new(identity),
+            _slot: slot,
+        })
+    }
+
+    /// The live counts.
+    pub fn stats(&self) -> Stats {
+        Stats {
+            sockets: self.users.sockets(),
+            subscriptions: self.subscriptions.get(),
+            binds_pending: self.binds_pending.get(),
+        }
+    }
+}
+
+/// A gauge whose increments are guards, so that every exit path counts down.
+#[derive(Debug, Default)]
+pub struct Counter(AtomicUsize);
+
+/// One unit of a [`Counter`], given back on drop.
+pub struct Counted<'a>(&'a Counter);
+
+impl Counter {
+    /// Counts one until the guard is dropped.
+    pub fn hold(&self) -> Counted<'_> {
+        self.0.fetch_add(1, Ordering::SeqCst);
+        Counted(self)
+    }
+
+    fn get(&self) -> usize {
+        self.0.load(Ordering::SeqCst)
+    }
+}
+
+impl Drop for Counted<'_> {
+    fn drop(&mut self) {
+        self.0 .0.fetch_sub(1, Ordering::SeqCst);
+    }
+}

@@ -1,0 +1,93 @@
+//! `GET /subscribe?jwt=...`: brainlife's WebSocket protocol.
+
+use std::sync::Arc;
+
+use axum::extract::ws::{close_code, CloseFrame, Message, WebSocket, WebSocketUpgrade};
+use axum::extract::{Query, State};
+use axum::response::Response;
+use futures::{SinkExt, StreamExt};
+use serde::Deserialize;
+
+use crate::frames::ClientFrame;
+use crate::session::Session;
+use crate::state::AppState;
+
+/// The token in the query string, as browsers cannot set headers on a WebSocket.
+#[derive(Debug, Deserialize)]
+pub struct TokenQuery {
+    pub jwt: Option<String>,
+}
+
+/// Frames this many times over the limit are not read at all: the socket is closed.
+const HARD_LIMIT_FACTOR: usize = 16;
+
+/// Verifies the token, then upgrades. A refused client is upgraded too and closed at
+/// once with a reason, because a browser cannot read an HTTP error on a WebSocket.
+pub async fn subscribe(
+    State(state): State<Arc<AppState>>,
+    Query(query): Query<TokenQuery>,
+    upgrade: WebSocketUpgrade,
+) -> Response {
+    let admitted = state.admit(query.jwt.as_deref());
+    let max_frame = state.limits.max_frame_bytes;
+    let hard_limit = max_frame.saturating_mul(HARD_LIMIT_FACTOR);
+    upgrade
+        .max_message_size(hard_limit)
+        .max_frame_size(hard_limit)
+        .on_upgrade(move |socket| async move {
+            match admitted {
+                Ok(client) => serve(socket, Session::new(state, client), max_frame).await,
+                Err(rejection) => close(socket, rejection.close_code, &rejection.reason).await,
+            }
+        })
+}
+
+async fn close(mut socket: WebSocket, code: u16, reason: &str) {
+    // A close reason is at most 123 bytes.
+    let mut end = reason.len().min(123);
+    while !reason.is_char_boundary(end) {
+        end -= 1;
+    }
+    let frame = CloseFrame {
+        code,
+        reason: reason[..end].into(),
+    };
+    let _ = socket.send(Message::Close(Some(frame))).await;
+}
+
+async fn serve(socket: WebSocket, mut session: Session, max_frame: usize) {
+    let (mut sink, mut stream) = socket.split();
+    let outbox = Arc::clone(session.outbox());
+    loop {
+        tokio::select! {
+            frame = outbox.next() => {
+                if sink.send(Message::Text(frame.into())).await.is_err() {
+                    return;
+                }
+            }
+            received = stream.next() => match received {
+                Some(Ok(Message::Text(text))) if text.len() > max_frame => {
+                    let message = format!("frame of {} bytes is over the limit of {max_frame}", text.len());
+                    session.reject("frame_too_large", &message, None);
+                }
+                Some(Ok(Message::Text(text))) => match serde_json::from_str::<ClientFrame>(&text) {
+                    Ok(ClientFrame::Bind(request)) => session.bind(request),
+                    Err(e) => session.reject("malformed", &format!("not a bind frame: {e}"), None),
+                },
+                Some(Ok(Message::Binary(_))) => {
+                    session.reject("malformed", "binary frames are not part of the protocol", None);
+                }
+                Some(Ok(Message::Ping(_) | Message::Pong(_))) => {}
+                Some(Ok(Message::Close(_))) | None => return,
+                Some(Err(e)) => {
+                    let reason = format!("unreadable frame: {e}");
+                    let mut socket = sink.reunite(stream).ok();
+                    if let Some(socket) = socket.take() {
+                        close(socket, close_code::POLICY, &reason).await;
+                    }
+                    return;
+                }
+            }
+        }
+    }
+}
