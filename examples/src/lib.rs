@@ -18,5 +18,6 @@ pub mod cli;
 mod connect;
 pub mod demo;
 pub mod esn;
+pub mod intheam;
 
 pub use connect::connect;
