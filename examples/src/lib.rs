@@ -18,6 +18,7 @@ pub mod cli;
 mod connect;
 pub mod demo;
 pub mod esn;
+pub mod infrahub;
 pub mod intheam;
 
 pub use connect::connect;
