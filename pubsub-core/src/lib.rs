@@ -36,6 +36,7 @@
 #![warn(missing_docs)]
 
 mod backend;
+pub mod backoff;
 mod bus;
 mod delivery;
 mod error;
