@@ -13,6 +13,7 @@
 
 #![warn(missing_docs)]
 
+pub mod brainlife;
 pub mod catalog;
 pub mod cli;
 mod connect;
