@@ -31,29 +31,12 @@ pub struct Exchanges {
 impl Exchanges {
     /// Connects to the configured backend and builds every exchange on it.
     pub async fn connect(config: &Config) -> Result<Exchanges, String> {
-        let backend = &config.backend;
-        let bus_for: Box<dyn Fn(&str) -> Result<PubSub, String>> = if backend == "memory://" {
-            let local = pubsub_local::LocalBackend::new();
-            Box::new(move |name| {
-                Prefixed::new(local.clone(), name)
-                    .map(PubSub::new)
-                    .map_err(|e| e.to_string())
-            })
-        } else if backend.starts_with("amqp://") || backend.starts_with("amqps://") {
-            let amqp = pubsub_amqp::AmqpBackend::connect(backend)
-                .await
-                .map_err(|e| format!("backend {backend}: {e}"))?;
-            Box::new(move |name| Ok(PubSub::new(amqp.exchange(name))))
-        } else {
-            return Err(format!(
-                "backend {backend:?}: use memory:// or an amqp:// URL"
-            ));
-        };
+        let broker = Broker::connect(&config.backend).await?;
         let mut by_name = HashMap::new();
         for (name, exchange) in &config.exchanges {
             let built = Exchange {
                 name: Arc::from(name.as_str()),
-                bus: bus_for(name)?,
+                bus: broker.bus(name)?,
                 policy: Policy::new(name, exchange)?,
             };
             by_name.insert(name.clone(), Arc::new(built));
@@ -69,5 +52,36 @@ impl Exchanges {
     /// All exchanges, for the banner.
     pub fn iter(&self) -> impl Iterator<Item = &Arc<Exchange>> {
         self.by_name.values()
+    }
+}
+
+/// The one backend the exchanges share.
+enum Broker {
+    Local(pubsub_local::LocalBackend),
+    Amqp(pubsub_amqp::AmqpBackend),
+}
+
+impl Broker {
+    async fn connect(url: &str) -> Result<Broker, String> {
+        if url == "memory://" {
+            Ok(Broker::Local(pubsub_local::LocalBackend::new()))
+        } else if url.starts_with("amqp://") || url.starts_with("amqps://") {
+            let amqp = pubsub_amqp::AmqpBackend::connect(url)
+                .await
+                .map_err(|e| format!("backend {url}: {e}"))?;
+            Ok(Broker::Amqp(amqp))
+        } else {
+            Err(format!("backend {url:?}: use memory:// or an amqp:// URL"))
+        }
+    }
+
+    /// The bus of exchange `name`.
+    fn bus(&self, name: &str) -> Result<PubSub, String> {
+        match self {
+            Broker::Local(local) => Prefixed::new(local.clone(), name)
+                .map(PubSub::new)
+                .map_err(|e| e.to_string()),
+            Broker::Amqp(amqp) => Ok(PubSub::new(amqp.exchange(name))),
+        }
     }
 }

@@ -95,27 +95,37 @@ async fn run(args: Args) -> Result<(), BoxError> {
 
     let listener = tokio::net::TcpListener::bind(config.listen).await?;
     let address = listener.local_addr()?;
-    // Tests read this first line to find the port.
-    println!("gateway: listening on http://{address}/");
+    banner(&config, &state, address);
+    axum::serve(listener, app).await?;
+    Ok(())
+}
+
+/// Prints where the gateway listens (tests read this first line to find the port), its
+/// exchanges, and the demo's token. A closed stdout must not stop the gateway.
+fn banner(config: &Config, state: &AppState, address: std::net::SocketAddr) {
+    use std::io::Write;
+    let mut out = std::io::stdout().lock();
+    let _ = writeln!(out, "gateway: listening on http://{address}/");
     let mut names: Vec<_> = state
         .exchanges
         .iter()
         .map(|e| format!("{} ({})", e.name, e.policy.describe()))
         .collect();
     names.sort();
-    println!(
+    let _ = writeln!(
+        out,
         "gateway: backend {}; exchanges: {}",
         config.backend,
         names.join(", ")
     );
-    match demo::sample_token(&config) {
+    match demo::sample_token(config) {
         Some(Ok(token)) => {
-            println!("gateway: sample token (valid 24 h): {token}");
-            println!("gateway: demo page: http://{address}/?jwt={token}");
+            let _ = writeln!(out, "gateway: sample token (valid 24 h): {token}");
+            let _ = writeln!(out, "gateway: demo page: http://{address}/?jwt={token}");
         }
-        Some(Err(e)) => println!("gateway: no sample token: {e}"),
+        Some(Err(e)) => {
+            let _ = writeln!(out, "gateway: no sample token: {e}");
+        }
         None => {}
     }
-    axum::serve(listener, app).await?;
-    Ok(())
 }

@@ -6,6 +6,7 @@
 //!   that answers for `task.<id>.#` is never asked about `task.*.#` or `#`.
 //! - `claim`: the checked segment must be a literal found in the claim, and no `#`
 //!   may come before it (a `#` there would let the segment slide to another place).
+//!
 //! Messages are then only those the requested pattern matches, so a bind never sees
 //! more than the key that was checked.
 

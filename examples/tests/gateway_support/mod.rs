@@ -1,0 +1,388 @@
+//! What the gateway tests share: the gateway binary started with a configuration of
+//! the test's making, tokens, a WebSocket client, and a local access-check server.
+//!
+//! Each test file uses a part of it.
+#![allow(dead_code)]
+
+use std::io::{BufRead, BufReader};
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use futures::{SinkExt, StreamExt};
+use jsonwebtoken::{Algorithm, EncodingKey, Header};
+use serde_json::{json, Value};
+use tokio::net::TcpStream;
+use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
+use tokio_tungstenite::tungstenite::Message;
+use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
+
+/// The HS256 secret of every test configuration.
+pub const SECRET: &str = "gateway-test-secret";
+
+fn keys() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("gateway/keys")
+}
+
+fn now() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0)
+}
+
+/// `claims` with an `exp` an hour ahead unless they have one.
+fn with_exp(mut claims: Value) -> Value {
+    if claims.get("exp").is_none() {
+        claims["exp"] = json!(now() + 3600);
+    }
+    claims
+}
+
+/// An HS256 token signed with [`SECRET`].
+pub fn token(claims: Value) -> String {
+    sign(
+        Algorithm::HS256,
+        &EncodingKey::from_secret(SECRET.as_bytes()),
+        claims,
+    )
+}
+
+/// An RS256 token signed with the demo's private key.
+pub fn rs256_token(claims: Value) -> String {
+    let pem = std::fs::read(keys().join("demo-rs256.key.pem")).expect("read the demo key");
+    let key = EncodingKey::from_rsa_pem(&pem).expect("the demo key is an RSA key");
+    sign(Algorithm::RS256, &key, claims)
+}
+
+/// `claims` signed with `key` for `alg`, with an `exp` added when missing.
+pub fn sign(alg: Algorithm, key: &EncodingKey, claims: Value) -> String {
+    jsonwebtoken::encode(&Header::new(alg), &with_exp(claims), key).expect("sign a test token")
+}
+
+/// Seconds since the epoch, for `exp` claims.
+pub fn unix_now() -> u64 {
+    now()
+}
+
+/// A token of `user` that may publish.
+pub fn publisher() -> String {
+    token(json!({"sub": "publisher", "role": "publisher"}))
+}
+
+/// A gateway process with its own configuration; killed on drop.
+pub struct Gateway {
+    child: Child,
+    /// `127.0.0.1:port`.
+    pub addr: String,
+    _dir: tempfile::TempDir,
+    http: reqwest::Client,
+}
+
+impl Gateway {
+    /// A gateway on the in-process bus; `tables` adds `[limits]` and `[exchanges.*]`.
+    pub fn start(tables: &str) -> Gateway {
+        Gateway::start_on("memory://", tables)
+    }
+
+    /// A gateway on `backend`.
+    pub fn start_on(backend: &str, tables: &str) -> Gateway {
+        let dir = tempfile::tempdir().expect("a temporary folder");
+        let config = format!(
+            "listen = \"127.0.0.1:0\"\nbackend = \"{backend}\"\n\n[auth]\nhs256_secret = \"{SECRET}\"\n\
+             rs256_public_key = \"{}\"\n\n[publish]\nclaim = \"role\"\nvalue = \"publisher\"\n\n{tables}\n",
+            keys().join("demo-rs256.pub.pem").display()
+        );
+        let path = dir.path().join("gateway.toml");
+        std::fs::write(&path, config).expect("write the configuration");
+        let mut child = Command::new(env!("CARGO_BIN_EXE_gateway"))
+            .arg("--config")
+            .arg(&path)
+            .stdout(Stdio::piped())
+            .spawn()
+            .expect("start the gateway binary");
+        let stdout = child.stdout.take().expect("the gateway's stdout");
+        let mut stdout = BufReader::new(stdout);
+        let mut first = String::new();
+        stdout
+            .read_line(&mut first)
+            .expect("read the gateway's first line");
+        // The rest of its output goes to the test's, where a failing test shows it.
+        std::thread::spawn(move || {
+            for line in stdout.lines().map_while(Result::ok) {
+                eprintln!("{line}");
+            }
+        });
+        let addr = first
+            .trim()
+            .strip_prefix("gateway: listening on http://")
+            .and_then(|rest| rest.strip_suffix('/'))
+            .unwrap_or_else(|| panic!("the gateway did not start (its stderr is above): {first:?}"))
+            .to_owned();
+        Gateway {
+            child,
+            addr,
+            _dir: dir,
+            http: reqwest::Client::new(),
+        }
+    }
+
+    /// The URL of `path` on this gateway.
+    pub fn url(&self, path: &str) -> String {
+        format!("http://{}{path}", self.addr)
+    }
+
+    /// A WebSocket with `token`.
+    pub async fn connect(&self, token: &str) -> Client {
+        let url = format!("ws://{}/subscribe?jwt={token}", self.addr);
+        let (ws, _) = within("connect", tokio_tungstenite::connect_async(url))
+            .await
+            .expect("the WebSocket handshake");
+        Client { ws }
+    }
+
+    /// Publishes `msg` on `ex`/`key` through `POST /publish`.
+    pub async fn publish(&self, ex: &str, key: &str, msg: Value) {
+        self.publish_batch(json!({"ex": ex, "key": key, "msg": msg}))
+            .await;
+    }
+
+    /// Publishes one publication or an array of them.
+    pub async fn publish_batch(&self, body: Value) {
+        let url = self.url(&format!("/publish?jwt={}", publisher()));
+        let response = within("publish", self.http.post(url).json(&body).send())
+            .await
+            .expect("POST /publish");
+        let status = response.status();
+        assert!(
+            status.is_success(),
+            "publish: {status} {:?}",
+            response.text().await
+        );
+    }
+
+    /// `GET /stats`.
+    pub async fn stats(&self) -> Value {
+        let response = within("stats", self.http.get(self.url("/stats")).send())
+            .await
+            .expect("GET /stats");
+        response.json().await.expect("stats are JSON")
+    }
+
+    /// Polls `/stats` until `done` holds, failing after [`PATIENCE`].
+    pub async fn wait_stats(&self, what: &str, done: impl Fn(&Value) -> bool) -> Value {
+        let deadline = tokio::time::Instant::now() + PATIENCE;
+        loop {
+            let stats = self.stats().await;
+            if done(&stats) {
+                return stats;
+            }
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "{what}: stats still {stats} after {PATIENCE:?}"
+            );
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+}
+
+impl Drop for Gateway {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// How long a test waits for something that should happen.
+pub const PATIENCE: Duration = Duration::from_secs(10);
+
+/// Awaits `future`, failing the test after [`PATIENCE`].
+pub async fn within<T>(what: &str, future: impl std::future::Future<Output = T>) -> T {
+    tokio::time::timeout(PATIENCE, future)
+        .await
+        .unwrap_or_else(|_| panic!("{what}: did not finish within {PATIENCE:?}"))
+}
+
+/// A WebSocket client of the gateway.
+pub struct Client {
+    pub ws: WebSocketStream<MaybeTlsStream<TcpStream>>,
+}
+
+impl Client {
+    /// Sends a text frame.
+    pub async fn send_text(&mut self, text: &str) {
+        within("send", self.ws.send(Message::text(text)))
+            .await
+            .expect("send a frame");
+    }
+
+    /// Sends `{"bind":{"ex":..,"key":..}}`.
+    pub async fn bind(&mut self, ex: &str, key: &str) {
+        self.send_text(&json!({"bind": {"ex": ex, "key": key}}).to_string())
+            .await;
+    }
+
+    /// Binds and waits for the `bound` frame.
+    pub async fn bound(&mut self, ex: &str, key: &str) {
+        self.bind(ex, key).await;
+        let frame = self.frame().await;
+        assert_eq!(frame["bound"], json!({"ex": ex, "key": key}), "{frame}");
+    }
+
+    /// Binds and waits for the error frame, which must have `code`.
+    pub async fn refused(&mut self, ex: &str, key: &str, code: &str) -> Value {
+        self.bind(ex, key).await;
+        let frame = self.frame().await;
+        assert_eq!(frame["error"]["code"], code, "bind {ex}:{key}: {frame}");
+        assert_eq!(frame["error"]["bind"], json!({"ex": ex, "key": key}));
+        frame
+    }
+
+    /// The next text frame as JSON.
+    pub async fn frame(&mut self) -> Value {
+        loop {
+            match within("a frame", self.ws.next()).await {
+                Some(Ok(Message::Text(text))) => {
+                    return serde_json::from_str(&text).expect("frames are JSON")
+                }
+                Some(Ok(Message::Ping(_) | Message::Pong(_))) => continue,
+                other => panic!("expected a text frame, got {other:?}"),
+            }
+        }
+    }
+
+    /// The next frame, which must be a message: its routing key and `msg`.
+    pub async fn message(&mut self) -> (String, Value) {
+        let frame = self.frame().await;
+        let key = frame["dinfo"]["routing_key"]
+            .as_str()
+            .unwrap_or_else(|| panic!("expected a message, got {frame}"))
+            .to_owned();
+        (key, frame["msg"].clone())
+    }
+
+    /// Waits for the close frame: its code and reason.
+    pub async fn closed(&mut self) -> (u16, String) {
+        loop {
+            match within("the close frame", self.ws.next()).await {
+                Some(Ok(Message::Close(Some(frame)))) => {
+                    return (u16::from(frame.code), frame.reason.to_string())
+                }
+                Some(Ok(Message::Ping(_) | Message::Pong(_))) => continue,
+                other => panic!("expected a close frame, got {other:?}"),
+            }
+        }
+    }
+
+    /// Closes the socket.
+    pub async fn close(mut self) {
+        let _ = self.ws.close(None).await;
+    }
+}
+
+/// Keeps the close code type in one place for the tests.
+pub fn code(code: CloseCode) -> u16 {
+    u16::from(code)
+}
+
+/// What the access-check server saw: the Authorization header and the key.
+pub type Asked = Arc<Mutex<Vec<(String, String)>>>;
+
+/// A local stand-in for brainlife's `checkaccess`: answers `{"status":"ok"}` when
+/// `allow(authorization, key)` holds, after one permit of `gate` (open unless a test
+/// holds it), and tells `asked` about each request first.
+pub struct CheckServer {
+    /// The base URL to configure (`.../check`).
+    pub url: String,
+    /// Every request, in order.
+    pub asked: Asked,
+    /// Announces each request as it arrives.
+    pub arrivals: tokio::sync::mpsc::UnboundedReceiver<String>,
+    /// Requests wait for a permit here before they are answered.
+    pub gate: Arc<tokio::sync::Semaphore>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl CheckServer {
+    /// Starts the server on a free loopback port; it answers at once.
+    pub async fn start(allow: impl Fn(&str, &str) -> bool + Send + Sync + 'static) -> CheckServer {
+        CheckServer::with_permits(allow, tokio::sync::Semaphore::MAX_PERMITS).await
+    }
+
+    /// Starts a server whose answers wait until the test adds permits to `gate`.
+    pub async fn held(allow: impl Fn(&str, &str) -> bool + Send + Sync + 'static) -> CheckServer {
+        CheckServer::with_permits(allow, 0).await
+    }
+
+    async fn with_permits(
+        allow: impl Fn(&str, &str) -> bool + Send + Sync + 'static,
+        permits: usize,
+    ) -> CheckServer {
+        use axum::extract::{Path, State};
+        use axum::http::HeaderMap;
+
+        type Shared = (
+            Arc<dyn Fn(&str, &str) -> bool + Send + Sync>,
+            Asked,
+            tokio::sync::mpsc::UnboundedSender<String>,
+            Arc<tokio::sync::Semaphore>,
+        );
+        async fn check(
+            State((allow, asked, arrivals, gate)): State<Shared>,
+            Path(key): Path<String>,
+            headers: HeaderMap,
+        ) -> axum::Json<Value> {
+            let auth = headers
+                .get("authorization")
+                .and_then(|v| v.to_str().ok())
+                .unwrap_or_default()
+                .to_owned();
+            asked.lock().unwrap().push((auth.clone(), key.clone()));
+            let _ = arrivals.send(key.clone());
+            if let Ok(permit) = gate.acquire().await {
+                permit.forget();
+            }
+            let status = if allow(&auth, &key) { "ok" } else { "denied" };
+            axum::Json(json!({ "status": status }))
+        }
+
+        let asked = Asked::default();
+        let (tx, arrivals) = tokio::sync::mpsc::unbounded_channel();
+        let gate = Arc::new(tokio::sync::Semaphore::new(permits));
+        let shared: Shared = (Arc::new(allow), asked.clone(), tx, gate.clone());
+        let app = axum::Router::new()
+            .route("/check/{*key}", axum::routing::get(check))
+            .with_state(shared);
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind");
+        let url = format!("http://{}/check", listener.local_addr().expect("address"));
+        let task = tokio::spawn(async move {
+            let _ = axum::serve(listener, app).await;
+        });
+        CheckServer {
+            url,
+            asked,
+            arrivals,
+            gate,
+            task,
+        }
+    }
+
+    /// The keys asked about so far.
+    pub fn keys(&self) -> Vec<String> {
+        self.asked
+            .lock()
+            .unwrap()
+            .iter()
+            .map(|(_, k)| k.clone())
+            .collect()
+    }
+}
+
+impl Drop for CheckServer {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
