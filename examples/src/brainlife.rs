@@ -231,6 +231,11 @@ pub async fn run(bus: &PubSub, outbox: &Path) -> Result<Report> {
             }
         }
     }
+    // A failure is reported before its message is dead-lettered, so any not read
+    // yet is already waiting.
+    while let Ok(outcome) = events.try_recv() {
+        report.outcomes.push(outcome);
+    }
     handler.stop();
     Ok(report)
 }
