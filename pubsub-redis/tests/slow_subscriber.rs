@@ -1,0 +1,86 @@
+//! A subscriber that reads nothing while 200,000 messages go by keeps bounded memory
+//! and is told how many it missed.
+
+mod support;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use pubsub_core::testkit::redis_server::RedisServer;
+use pubsub_core::{Error, Message, PubSub, SubscribeOptions};
+use pubsub_redis::RedisBackend;
+use support::next_item;
+
+const TOTAL: u64 = 200_000;
+const BUFFER: usize = 1024;
+const PAYLOAD: usize = 512;
+const PUBLISHERS: u64 = 64;
+
+/// The resident set size of this process, from `/proc/self/status`.
+fn rss_bytes() -> u64 {
+    let status = std::fs::read_to_string("/proc/self/status").expect("read /proc/self/status");
+    let kb: u64 = status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+        .expect("VmRSS in /proc/self/status");
+    kb * 1024
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn slow_subscriber_keeps_bounded_memory_and_gets_a_lag_count() {
+    let server = RedisServer::start();
+    let bus: PubSub = RedisBackend::connect(&server.url()).await.unwrap().into();
+    let mut slow = bus
+        .topic("slow.firehose")
+        .subscribe_with(SubscribeOptions::new().buffer(BUFFER))
+        .await
+        .unwrap();
+    let before = rss_bytes();
+
+    // 64 publishers; the last message is published once all the others are done.
+    let body = Arc::new(vec![b'x'; PAYLOAD]);
+    let publishers: Vec<_> = (0..PUBLISHERS)
+        .map(|task| {
+            let (bus, body) = (bus.clone(), body.clone());
+            tokio::spawn(async move {
+                for _ in (task..TOTAL - 1).step_by(PUBLISHERS as usize) {
+                    let message = Message::new(body.as_ref().clone());
+                    bus.topic("slow.firehose")
+                        .publish_message(message)
+                        .await
+                        .unwrap();
+                }
+            })
+        })
+        .collect();
+    // A debug build publishes some 20,000 a second on a busy machine.
+    let all = futures::future::try_join_all(publishers);
+    tokio::time::timeout(Duration::from_secs(90), all)
+        .await
+        .expect("200,000 publishes within 90 s")
+        .unwrap();
+    bus.topic("slow.firehose")
+        .publish_message(Message::new("last"))
+        .await
+        .unwrap();
+    let grown = rss_bytes().saturating_sub(before);
+    // Unbounded, the messages alone would be over 100 MB.
+    assert!(grown < 48 * 1024 * 1024, "memory grew by {grown} bytes");
+
+    let (mut received, mut missed) = (0u64, 0u64);
+    while received + missed < TOTAL {
+        match next_item(&mut slow, "slow subscriber").await {
+            Ok(d) => {
+                received += 1;
+                if received + missed == TOTAL {
+                    assert_eq!(d.payload().as_ref(), b"last");
+                }
+            }
+            Err(Error::Lagged { missed: n }) => missed += n,
+            Err(e) => panic!("unexpected error item {e}"),
+        }
+    }
+    assert_eq!(received, BUFFER as u64, "it keeps the newest {BUFFER}");
+    assert_eq!(missed, TOTAL - BUFFER as u64);
+}

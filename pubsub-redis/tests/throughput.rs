@@ -1,0 +1,77 @@
+//! A first throughput figure: this backend against the raw `redis` crate, same server,
+//! same run. Ignored by default; run it with
+//! `cargo test -p pubsub-redis --release --test throughput -- --ignored --nocapture`.
+
+use std::time::Instant;
+
+use futures::future::join_all;
+use pubsub_core::testkit::redis_server::RedisServer;
+use pubsub_core::{Bytes, Message, PubSub};
+use pubsub_redis::RedisBackend;
+
+const MESSAGES: usize = 200_000;
+const TASKS: usize = 64;
+const PAYLOAD: usize = 128;
+
+/// Runs `publish` `MESSAGES` times from `TASKS` tasks; returns messages per second.
+async fn rate<F, Fut>(publish: F) -> f64
+where
+    F: Fn() -> Fut + Clone + Send + 'static,
+    Fut: std::future::Future<Output = ()> + Send,
+{
+    let started = Instant::now();
+    join_all((0..TASKS).map(|_| {
+        let publish = publish.clone();
+        tokio::spawn(async move {
+            for _ in 0..MESSAGES / TASKS {
+                publish().await;
+            }
+        })
+    }))
+    .await;
+    (MESSAGES / TASKS * TASKS) as f64 / started.elapsed().as_secs_f64()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "a measurement, not a test: run with --release --ignored --nocapture"]
+async fn publish_throughput_against_the_raw_redis_crate() {
+    let server = RedisServer::start();
+    let payload = Bytes::from(vec![b'x'; PAYLOAD]);
+
+    let client = redis::Client::open(server.url()).unwrap();
+    let raw = redis::aio::ConnectionManager::new(client).await.unwrap();
+    let raw_rate = {
+        let payload = payload.clone();
+        rate(move || {
+            let (mut raw, payload) = (raw.clone(), payload.clone());
+            async move {
+                let _: u64 = redis::cmd("PUBLISH")
+                    .arg("bench.raw")
+                    .arg(payload.as_ref())
+                    .query_async(&mut raw)
+                    .await
+                    .unwrap();
+            }
+        })
+        .await
+    };
+
+    let bus: PubSub = RedisBackend::connect(&server.url()).await.unwrap().into();
+    // One idle subscriber, so that the bus has its subscriber connection too.
+    let _sub = bus.topic("bench.other").subscribe().await.unwrap();
+    let bus_rate = rate(move || {
+        let (bus, payload) = (bus.clone(), payload.clone());
+        async move {
+            bus.topic("bench.bus")
+                .publish_message(Message::new(payload))
+                .await
+                .unwrap();
+        }
+    })
+    .await;
+    println!(
+        "publish {MESSAGES} x {PAYLOAD} B from {TASKS} tasks: raw redis crate {raw_rate:.0} msg/s, \
+         pubsub-redis {bus_rate:.0} msg/s ({:.0}%)",
+        100.0 * bus_rate / raw_rate
+    );
+}
