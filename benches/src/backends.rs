@@ -2,11 +2,17 @@
 //! clients it wraps, plus the targets the issue sets for it.
 
 use futures::future::BoxFuture;
+use pubsub_amqp::AmqpBackend;
+use pubsub_core::testkit::rabbitmq_server::RabbitServer;
+use pubsub_core::testkit::redis_server::RedisServer;
 use pubsub_core::PubSub;
 use pubsub_local::{LocalBackend, LocalOptions};
+use pubsub_redis::RedisBackend;
 
 use crate::client::{BenchResult, Client};
-use crate::clients::{broadcast::BroadcastClient, bus::BusClient};
+use crate::clients::{
+    broadcast::BroadcastClient, bus::BusClient, lapin::LapinClient, redis::RedisClient,
+};
 use crate::measure::Outcome;
 use crate::report::Target;
 use crate::workloads::{self, Scale, Workload};
@@ -16,6 +22,19 @@ use crate::workloads::{self, Scale, Workload};
 pub enum Which {
     /// The in-process backend, against raw `tokio::sync::broadcast`.
     Memory,
+    /// Redis through our Redis backend, against the raw `redis` crate.
+    Redis,
+    /// RabbitMQ through our AMQP backend, against raw `lapin`.
+    Amqp,
+}
+
+/// Where the brokers are; a private one is started where no URL is given.
+#[derive(Debug, Clone, Default)]
+pub struct Brokers {
+    /// A Redis URL.
+    pub redis: Option<String>,
+    /// An AMQP URL.
+    pub amqp: Option<String>,
 }
 
 /// One backend's side of the comparison.
@@ -26,6 +45,8 @@ pub struct Backend {
     pub contenders: Vec<Contender>,
     /// What the issue asks of it.
     pub targets: Vec<Target>,
+    /// A broker started for this run, stopped when dropped.
+    _broker: Option<Box<dyn Send>>,
 }
 
 /// One client that runs the workloads.
@@ -41,7 +62,12 @@ pub struct Contender {
 
 impl Contender {
     /// Our library, or a raw client, as a contender.
-    pub fn new<C: Client>(label: &'static str, raw: bool, unsupported: &'static str, client: C) -> Self {
+    pub fn new<C: Client>(
+        label: &'static str,
+        raw: bool,
+        unsupported: &'static str,
+        client: C,
+    ) -> Self {
         Contender {
             label,
             raw,
@@ -51,29 +77,64 @@ impl Contender {
     }
 
     /// Runs one workload; `None` when the client cannot.
-    pub async fn run(&self, workload: Workload, scale: Scale, topic: &str) -> BenchResult<Option<Outcome>> {
+    pub async fn run(
+        &self,
+        workload: Workload,
+        scale: Scale,
+        topic: &str,
+    ) -> BenchResult<Option<Outcome>> {
         self.client.run(workload, scale, topic).await
+    }
+}
+
+impl Backend {
+    /// Closes every contender's connections.
+    pub async fn close(&self) {
+        for contender in &self.contenders {
+            contender.client.close().await;
+        }
     }
 }
 
 /// Erases the client type once per run, never per message.
 trait Runs: Send + Sync {
-    fn run<'a>(&'a self, workload: Workload, scale: Scale, topic: &'a str) -> BoxFuture<'a, BenchResult<Option<Outcome>>>;
+    fn run<'a>(
+        &'a self,
+        workload: Workload,
+        scale: Scale,
+        topic: &'a str,
+    ) -> BoxFuture<'a, BenchResult<Option<Outcome>>>;
+    fn close(&self) -> BoxFuture<'_, ()>;
 }
 
 impl<C: Client> Runs for C {
-    fn run<'a>(&'a self, workload: Workload, scale: Scale, topic: &'a str) -> BoxFuture<'a, BenchResult<Option<Outcome>>> {
+    fn run<'a>(
+        &'a self,
+        workload: Workload,
+        scale: Scale,
+        topic: &'a str,
+    ) -> BoxFuture<'a, BenchResult<Option<Outcome>>> {
         Box::pin(workloads::run(self, workload, scale, topic))
+    }
+
+    fn close(&self) -> BoxFuture<'_, ()> {
+        Box::pin(Client::close(self))
     }
 }
 
 /// The buffer both in-process contenders give each subscriber.
 const BUFFER: usize = 1024;
 
+/// Publishes in flight per publisher on a broker, for our library and the raw
+/// client alike.
+const DEPTH: usize = 64;
+
 /// Starts (or connects to) the backend.
-pub async fn open(which: Which) -> BenchResult<Backend> {
+pub async fn open(which: Which, brokers: &Brokers) -> BenchResult<Backend> {
     match which {
         Which::Memory => Ok(memory()),
+        Which::Redis => redis(brokers.redis.clone()).await,
+        Which::Amqp => amqp(brokers.amqp.clone()).await,
     }
 }
 
@@ -99,5 +160,82 @@ fn memory() -> Backend {
             Target::p99_below(Workload::Latency { rate: 10_000 }, 100.0),
             Target::rss_below(Workload::Stalled, 64.0),
         ],
+        _broker: None,
     }
+}
+
+async fn redis(url: Option<String>) -> BenchResult<Backend> {
+    const PIPELINED: &str = "raw redis multiplexed";
+    const SEQUENTIAL: &str = "raw redis one-at-a-time";
+    let (url, broker) = match url {
+        Some(url) => (url, None),
+        None => {
+            let server = tokio::task::spawn_blocking(RedisServer::start).await?;
+            (server.url(), Some(Box::new(server) as Box<dyn Send>))
+        }
+    };
+    let ours = PubSub::new(RedisBackend::connect(&url).await?);
+    let unsupported =
+        "Redis PubSub has no groups, and request/reply by hand is not part of the raw baseline";
+    Ok(Backend {
+        name: "redis",
+        contenders: vec![
+            Contender::new(
+                "pubsub",
+                false,
+                "Redis PubSub has no groups",
+                BusClient::new(ours, DEPTH),
+            ),
+            Contender::new(
+                PIPELINED,
+                true,
+                unsupported,
+                RedisClient::connect(&url, DEPTH).await?,
+            ),
+            Contender::new(
+                SEQUENTIAL,
+                true,
+                unsupported,
+                RedisClient::connect(&url, 1).await?,
+            ),
+        ],
+        targets: vec![
+            Target::ratio(Workload::OneToOne { payload: 64 }, PIPELINED, 1.0),
+            Target::ratio(Workload::OneToOne { payload: 64 }, SEQUENTIAL, 5.0),
+            Target::p99_below(Workload::Latency { rate: 10_000 }, 1_000.0),
+            Target::rss_below(Workload::Stalled, 64.0),
+        ],
+        _broker: broker,
+    })
+}
+
+async fn amqp(url: Option<String>) -> BenchResult<Backend> {
+    const RAW: &str = "raw lapin";
+    let (url, broker) = match url {
+        Some(url) => (url, None),
+        None => {
+            eprintln!("starting a private RabbitMQ node");
+            let server = tokio::task::spawn_blocking(RabbitServer::start).await?;
+            (server.url(), Some(Box::new(server) as Box<dyn Send>))
+        }
+    };
+    let ours = PubSub::new(AmqpBackend::connect(&url).await?);
+    Ok(Backend {
+        name: "amqp",
+        contenders: vec![
+            Contender::new("pubsub", false, "", BusClient::new(ours, DEPTH)),
+            Contender::new(
+                RAW,
+                true,
+                "request/reply by hand is not part of the raw baseline: our API only",
+                LapinClient::connect(&url, "bench.raw", DEPTH).await?,
+            ),
+        ],
+        targets: vec![
+            Target::ratio(Workload::OneToOne { payload: 64 }, RAW, 0.9),
+            Target::p99_below(Workload::Latency { rate: 10_000 }, 5_000.0),
+            Target::rss_below(Workload::Stalled, 64.0),
+        ],
+        _broker: broker,
+    })
 }

@@ -11,74 +11,111 @@ use crate::client::BenchResult;
 use crate::measure::Outcome;
 use crate::report::Row;
 
+type Area<'a> = DrawingArea<SVGBackend<'a>, Shift>;
+
 /// Writes the chart of `rows` to `path`.
 pub fn draw(rows: &[Row], path: &Path) -> BenchResult<()> {
     let mut series: Vec<(&str, &str)> = Vec::new();
-    let mut workloads: Vec<&str> = Vec::new();
     for row in rows {
         if !series.contains(&(row.backend, row.client)) {
             series.push((row.backend, row.client));
         }
-        if !workloads.contains(&row.label.as_str()) {
-            workloads.push(&row.label);
-        }
     }
-    let height = 140 + 26 * workloads.len() as u32 * series.len().max(2) as u32 / 2;
+    let throughput = Panel::new(rows, &series, |o| Some(o.msg_per_s));
+    let p99 = Panel::new(rows, &series, |o| o.latency_us.map(|l| l.p99));
+    let legend_height = 20 * series.len() as u32 + 16;
+    let bars = throughput.workloads.len() * series.len();
+    let height = 90 + 14 * bars as u32 + legend_height;
     let root = SVGBackend::new(path, (1400, height)).into_drawing_area();
     root.fill(&WHITE)?;
-    let (left, right) = root.split_horizontally(760);
-    let panel = Panel {
-        rows,
-        series: &series,
-        workloads: &workloads,
-    };
-    panel.draw(&left, "throughput (msg/s, log)", |o| Some(o.msg_per_s), 220)?;
-    panel.draw(&right, "p99 latency (µs, log)", |o| o.latency_us.map(|l| l.p99), 20)?;
+    let (charts, legend) = root.split_vertically(height - legend_height);
+    let (left, right) = charts.split_horizontally(760);
+    throughput.draw(&left, "throughput (msg/s, log)", 200)?;
+    p99.draw(&right, "p99 latency (µs, log)", 160)?;
+    for (s, (backend, client)) in series.iter().enumerate() {
+        let y = 8 + 20 * s as i32;
+        let colour = Palette99::pick(s).to_rgba();
+        legend.draw(&Rectangle::new([(210, y), (224, y + 12)], colour.filled()))?;
+        legend.draw(&Text::new(
+            format!("{backend}: {client}"),
+            (232, y),
+            ("sans-serif", 14),
+        ))?;
+    }
     root.present()?;
     Ok(())
 }
 
+/// One figure per workload and series; workloads without any figure are left out.
 struct Panel<'a> {
-    rows: &'a [Row],
     series: &'a [(&'a str, &'a str)],
-    workloads: &'a [&'a str],
+    workloads: Vec<&'a str>,
+    /// (workload index, series index, value)
+    bars: Vec<(usize, usize, f64)>,
 }
 
-impl Panel<'_> {
-    fn draw(
-        &self,
-        area: &DrawingArea<SVGBackend<'_>, Shift>,
-        title: &str,
+impl<'a> Panel<'a> {
+    fn new(
+        rows: &'a [Row],
+        series: &'a [(&'a str, &'a str)],
         value: impl Fn(&Outcome) -> Option<f64>,
-        label_width: u32,
-    ) -> BenchResult<()> {
-        let bars: Vec<(usize, usize, f64)> = self
-            .rows
+    ) -> Self {
+        let mut panel = Panel {
+            series,
+            workloads: Vec::new(),
+            bars: Vec::new(),
+        };
+        for row in rows {
+            let Some(v) = row.outcome.as_ref().and_then(&value).filter(|v| *v > 0.0) else {
+                continue;
+            };
+            let w = match panel.workloads.iter().position(|w| *w == row.label) {
+                Some(w) => w,
+                None => {
+                    panel.workloads.push(&row.label);
+                    panel.workloads.len() - 1
+                }
+            };
+            let s = series
+                .iter()
+                .position(|s| *s == (row.backend, row.client))
+                .unwrap_or(0);
+            panel.bars.push((w, s, v));
+        }
+        panel
+    }
+
+    fn draw(&self, area: &Area<'_>, title: &str, label_width: u32) -> BenchResult<()> {
+        let (low, high) = self
+            .bars
             .iter()
-            .filter_map(|row| {
-                let w = self.workloads.iter().position(|w| *w == row.label)?;
-                let s = self.series.iter().position(|s| *s == (row.backend, row.client))?;
-                Some((w, s, value(row.outcome.as_ref()?)?))
-            })
-            .filter(|(_, _, v)| *v > 0.0)
-            .collect();
-        let (low, high) = bars.iter().fold((f64::MAX, 0f64), |(lo, hi), (_, _, v)| (lo.min(*v), hi.max(*v)));
-        let (low, high) = if bars.is_empty() { (1.0, 10.0) } else { (low / 2.0, high * 2.0) };
-        let n = self.workloads.len();
+            .fold((f64::MAX, 0f64), |(lo, hi), (_, _, v)| {
+                (lo.min(*v), hi.max(*v))
+            });
+        let (low, high) = if self.bars.is_empty() {
+            (1.0, 10.0)
+        } else {
+            (low / 2.0, high * 2.0)
+        };
+        let n = self.workloads.len().max(1);
+        // The first workload at the top.
+        let row_of = |w: usize| (n - 1 - w) as f64;
         let mut chart = ChartBuilder::on(area)
             .caption(title, ("sans-serif", 20))
             .margin(12)
-            .x_label_area_size(40)
+            .x_label_area_size(30)
             .y_label_area_size(label_width)
             .build_cartesian_2d((low..high).log_scale(), -0.5f64..n as f64 - 0.5)?;
-        let names = self.workloads;
+        let names = &self.workloads;
         chart
             .configure_mesh()
             .y_labels(n)
             .y_label_formatter(&|y| {
                 let i = y.round();
-                match (i - y).abs() < 0.01 && i >= 0.0 {
-                    true => names.get(i as usize).map_or(String::new(), |s| s.to_string()),
+                match (i - y).abs() < 0.01 && i >= 0.0 && (i as usize) < n {
+                    true => names
+                        .get(n - 1 - i as usize)
+                        .map_or(String::new(), |s| s.to_string()),
                     false => String::new(),
                 }
             })
@@ -86,23 +123,18 @@ impl Panel<'_> {
             .disable_y_mesh()
             .draw()?;
         let slot = 0.8 / self.series.len().max(1) as f64;
-        for (s, (backend, client)) in self.series.iter().enumerate() {
+        for s in 0..self.series.len() {
             let colour = Palette99::pick(s).to_rgba();
-            let rects = bars.iter().filter(|(_, bs, _)| *bs == s).map(|(w, _, v)| {
-                let top = *w as f64 + 0.4 - s as f64 * slot;
-                Rectangle::new([(low, top), (*v, top - slot * 0.9)], colour.filled())
-            });
-            chart
-                .draw_series(rects)?
-                .label(format!("{backend}: {client}"))
-                .legend(move |(x, y)| Rectangle::new([(x, y - 5), (x + 12, y + 5)], colour.filled()));
+            let rects = self
+                .bars
+                .iter()
+                .filter(|(_, bs, _)| *bs == s)
+                .map(|(w, _, v)| {
+                    let top = row_of(*w) + 0.4 - s as f64 * slot;
+                    Rectangle::new([(low, top), (*v, top - slot * 0.9)], colour.filled())
+                });
+            chart.draw_series(rects)?;
         }
-        chart
-            .configure_series_labels()
-            .position(SeriesLabelPosition::LowerRight)
-            .background_style(WHITE.mix(0.85))
-            .border_style(BLACK)
-            .draw()?;
         Ok(())
     }
 }

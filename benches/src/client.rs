@@ -68,6 +68,12 @@ pub trait Client: Send + Sync + 'static {
         let _ = (topic, payload, length);
         async { Ok(None) }
     }
+
+    /// Closes the client's connections, so none outlives the runtime; errors are of
+    /// no interest at the end of a run.
+    fn close(&self) -> impl Future<Output = ()> + Send {
+        async {}
+    }
 }
 
 /// Publishes to one topic.

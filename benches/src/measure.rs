@@ -91,7 +91,13 @@ pub fn resident_bytes() -> BenchResult<u64> {
     let kib = status
         .lines()
         .find_map(|line| line.strip_prefix("VmRSS:"))
-        .and_then(|rest| rest.trim().trim_end_matches("kB").trim().parse::<u64>().ok())
+        .and_then(|rest| {
+            rest.trim()
+                .trim_end_matches("kB")
+                .trim()
+                .parse::<u64>()
+                .ok()
+        })
         .ok_or("no VmRSS line in /proc/self/status")?;
     Ok(kib * 1024)
 }

@@ -20,8 +20,10 @@ pub struct Row {
     pub client: &'static str,
     /// Whether the client is a raw baseline.
     pub raw: bool,
-    /// The figures, or `None` (n/a or failed, see `note`).
+    /// The figures of the median round, or `None` (n/a or failed, see `note`).
     pub outcome: Option<Outcome>,
+    /// Throughput of every round, lowest first.
+    pub rounds_msg_per_s: Vec<f64>,
     /// Why there are no figures.
     pub note: Option<String>,
 }
@@ -120,21 +122,37 @@ pub fn ratio(rows: &[Row], backend: &str, workload: Workload, vs: &str) -> Optio
 pub fn judge(rows: &[Row], backend: &'static str, targets: &[Target]) -> Vec<Verdict> {
     targets
         .iter()
+        .filter(|target| {
+            rows.iter()
+                .any(|r| r.backend == backend && r.workload == target.workload)
+        })
         .map(|target| {
             let label = target.workload.label();
             let outcome = ours(rows, backend, target.workload);
             let (wanted, measured, met) = match &target.rule {
                 Rule::Ratio { vs, min } => {
                     let measured = ratio(rows, backend, target.workload, vs);
-                    (format!("{label}: ≥ {min}x {vs}"), measured, measured.is_some_and(|m| m >= *min))
+                    (
+                        format!("{label}: ≥ {min}x {vs}"),
+                        measured,
+                        measured.is_some_and(|m| m >= *min),
+                    )
                 }
                 Rule::P99Below { us } => {
                     let measured = outcome.and_then(|o| o.latency_us).map(|l| l.p99);
-                    (format!("{label}: p99 < {us} µs"), measured, measured.is_some_and(|m| m < *us))
+                    (
+                        format!("{label}: p99 < {us} µs"),
+                        measured,
+                        measured.is_some_and(|m| m < *us),
+                    )
                 }
                 Rule::RssBelow { mib } => {
                     let measured = outcome.and_then(|o| o.rss_growth_mib);
-                    (format!("{label}: RSS growth < {mib} MiB"), measured, measured.is_some_and(|m| m < *mib))
+                    (
+                        format!("{label}: RSS growth < {mib} MiB"),
+                        measured,
+                        measured.is_some_and(|m| m < *mib),
+                    )
                 }
             };
             Verdict {
@@ -167,7 +185,9 @@ pub fn markdown(rows: &[Row], verdicts: &[Verdict]) -> String {
         match &row.outcome {
             Some(o) => {
                 let lat = |f: fn(&crate::measure::Percentiles) -> f64| {
-                    o.latency_us.as_ref().map_or("".into(), |l| format!("{:.1}", f(l)))
+                    o.latency_us
+                        .as_ref()
+                        .map_or("".into(), |l| format!("{:.1}", f(l)))
                 };
                 let _ = write!(
                     out,
@@ -193,7 +213,11 @@ pub fn markdown(rows: &[Row], verdicts: &[Verdict]) -> String {
         for v in verdicts {
             let measured = v.measured.map_or("n/a".into(), |m| format!("{m:.2}"));
             let met = if v.met { "yes" } else { "**no**" };
-            let _ = writeln!(out, "| {} | {} | {} | {} |", v.backend, v.wanted, measured, met);
+            let _ = writeln!(
+                out,
+                "| {} | {} | {} | {} |",
+                v.backend, v.wanted, measured, met
+            );
         }
     }
     out
@@ -206,7 +230,13 @@ fn versus(rows: &[Row], row: &Row) -> String {
     }
     rows.iter()
         .filter(|r| r.raw && r.backend == row.backend && r.workload == row.workload)
-        .filter_map(|r| Some(format!("{:.2}x {}", ratio(rows, row.backend, row.workload, r.client)?, r.client)))
+        .filter_map(|r| {
+            Some(format!(
+                "{:.2}x {}",
+                ratio(rows, row.backend, row.workload, r.client)?,
+                r.client
+            ))
+        })
         .collect::<Vec<_>>()
         .join(", ")
 }

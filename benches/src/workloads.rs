@@ -108,21 +108,35 @@ pub struct Scale {
     pub latency: Duration,
     /// How long the subscriber stays stalled.
     pub stall: Duration,
+    /// Rounds of each throughput run; the median is reported.
+    pub rounds: usize,
 }
 
 impl Scale {
     /// The full comparison.
     pub const FULL: Scale = Scale {
-        throughput: Duration::from_secs(3),
+        throughput: Duration::from_secs(1),
         latency: Duration::from_secs(10),
         stall: Duration::from_secs(10),
+        rounds: 3,
     };
     /// The smoke test: every workload, briefly.
     pub const QUICK: Scale = Scale {
         throughput: Duration::from_millis(300),
         latency: Duration::from_secs(1),
         stall: Duration::from_secs(1),
+        rounds: 1,
     };
+}
+
+impl Workload {
+    /// How many rounds to run: the long fixed-length runs once.
+    pub fn rounds(&self, scale: Scale) -> usize {
+        match self {
+            Workload::Latency { .. } | Workload::Stalled => 1,
+            _ => scale.rounds,
+        }
+    }
 }
 
 /// How long a run may take beyond its publishing time before it counts as hung.
@@ -160,7 +174,11 @@ struct Consumed {
 }
 
 /// Reads until the end marker (an empty payload).
-async fn consume<S: Subscriber>(mut sub: S, mut tally: Tally, timed: bool) -> BenchResult<Consumed> {
+async fn consume<S: Subscriber>(
+    mut sub: S,
+    mut tally: Tally,
+    timed: bool,
+) -> BenchResult<Consumed> {
     let mut seen = Consumed {
         received: 0,
         lost: 0,
@@ -172,8 +190,8 @@ async fn consume<S: Subscriber>(mut sub: S, mut tally: Tally, timed: bool) -> Be
             Recv::Msg(payload) if payload.is_empty() => break,
             Recv::Msg(payload) => {
                 seen.received += 1;
-                if let (Some(histogram), Some(age)) = (&mut seen.latency, measure::age_ns(&payload)) {
-                    histogram.saturating_record(age);
+                if let Some(histogram) = &mut seen.latency {
+                    histogram.saturating_record(measure::age_ns(&payload).unwrap_or(0));
                 }
                 tally.add(1);
             }
@@ -188,7 +206,11 @@ async fn consume<S: Subscriber>(mut sub: S, mut tally: Tally, timed: bool) -> Be
     Ok(seen)
 }
 
-fn spawn_consumers<S: Subscriber>(subs: Vec<S>, flow: &Arc<Flow>, timed: bool) -> Vec<JoinHandle<BenchResult<Consumed>>> {
+fn spawn_consumers<S: Subscriber>(
+    subs: Vec<S>,
+    flow: &Arc<Flow>,
+    timed: bool,
+) -> Vec<JoinHandle<BenchResult<Consumed>>> {
     subs.into_iter()
         .enumerate()
         .map(|(i, sub)| tokio::spawn(consume(sub, flow.tally(i), timed)))
@@ -301,10 +323,20 @@ async fn broadcast<C: Client>(
     // the socket, as they would with any payload.
     let template = Bytes::from(vec![0x5A; payload]);
     let start = Instant::now();
-    let published = drive(&publisher, client.depth(), until(scale.throughput, &flow, |_| template.clone())).await?;
+    let published = drive(
+        &publisher,
+        client.depth(),
+        until(scale.throughput, &flow, |_| template.clone()),
+    )
+    .await?;
     end(&publisher, 1).await?;
     let seen = join_consumers(consumers, scale.throughput + GRACE).await?;
-    let mut outcome = measure::throughput(published, subscribers as u64, payload, elapsed(start, &seen));
+    let mut outcome = measure::throughput(
+        published,
+        subscribers as u64,
+        payload,
+        elapsed(start, &seen),
+    );
     outcome.lost = lost(published, &seen);
     Ok(Some(outcome))
 }
@@ -357,7 +389,10 @@ async fn pattern<C: Client>(
     topics: usize,
     scale: Scale,
 ) -> BenchResult<Option<Outcome>> {
-    let Some(sub) = client.subscribe(&format!("{topic}.*.hit"), Receive::Pattern).await? else {
+    let Some(sub) = client
+        .subscribe(&format!("{topic}.*.hit"), Receive::Pattern)
+        .await?
+    else {
         return Ok(None);
     };
     let mut handles = Vec::with_capacity(topics);
@@ -395,7 +430,11 @@ async fn pattern<C: Client>(
     Ok(Some(outcome))
 }
 
-async fn request_reply<C: Client>(client: &C, topic: &str, scale: Scale) -> BenchResult<Option<Outcome>> {
+async fn request_reply<C: Client>(
+    client: &C,
+    topic: &str,
+    scale: Scale,
+) -> BenchResult<Option<Outcome>> {
     let start = Instant::now();
     let Some(histogram) = client
         .round_trips(topic, Bytes::from(vec![0x5A; 64]), scale.throughput)
@@ -408,7 +447,12 @@ async fn request_reply<C: Client>(client: &C, topic: &str, scale: Scale) -> Benc
     Ok(Some(outcome))
 }
 
-async fn latency<C: Client>(client: &C, topic: &str, rate: u64, scale: Scale) -> BenchResult<Option<Outcome>> {
+async fn latency<C: Client>(
+    client: &C,
+    topic: &str,
+    rate: u64,
+    scale: Scale,
+) -> BenchResult<Option<Outcome>> {
     let Some(sub) = client.subscribe(topic, Receive::Broadcast).await? else {
         return Ok(None);
     };

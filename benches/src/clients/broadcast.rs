@@ -48,7 +48,11 @@ impl Client for BroadcastClient {
     }
 
     /// Broadcast only: tokio has neither patterns nor competing consumers.
-    async fn subscribe(&self, topic: &str, how: Receive<'_>) -> BenchResult<Option<BroadcastSubscriber>> {
+    async fn subscribe(
+        &self,
+        topic: &str,
+        how: Receive<'_>,
+    ) -> BenchResult<Option<BroadcastSubscriber>> {
         Ok(match how {
             Receive::Broadcast => Some(BroadcastSubscriber(self.channel(topic).subscribe())),
             Receive::Pattern | Receive::Group(_) => None,

@@ -75,6 +75,10 @@ impl Client for BusClient {
         responder.abort();
         Ok(Some(histogram))
     }
+
+    async fn close(&self) {
+        let _ = self.bus.close().await;
+    }
 }
 
 impl Publisher for Topic {

@@ -4,3 +4,5 @@
 
 pub mod broadcast;
 pub mod bus;
+pub mod lapin;
+pub mod redis;
