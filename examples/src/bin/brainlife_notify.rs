@@ -3,6 +3,7 @@
 //!
 //! ```text
 //! cargo run -p pubsub-examples --bin brainlife_notify -- --outbox /tmp/outbox
+//! cargo run -p pubsub-examples --bin brainlife_notify -- --url 'amqp://guest:guest@127.0.0.1:5672/%2f'
 //! ```
 
 use std::path::PathBuf;

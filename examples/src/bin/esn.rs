@@ -3,6 +3,7 @@
 //!
 //! ```text
 //! cargo run -p pubsub-examples --bin esn
+//! cargo run -p pubsub-examples --bin esn -- --url 'amqp://guest:guest@127.0.0.1:5672/%2f?routing=fanout&lazy=true'
 //! ```
 
 use std::process::ExitCode;
@@ -14,7 +15,9 @@ use pubsub_examples::{demo, esn};
 #[derive(Debug, Parser)]
 #[command(about)]
 struct Args {
-    /// The global bus both nodes join (`memory://NAME` shares one in-process bus).
+    /// The global bus both nodes join: `memory://NAME` shares one in-process bus;
+    /// ESN's RabbitMQ layout is `amqp://...?routing=fanout` (add `&lazy=true` to start
+    /// before the broker).
     #[arg(long, default_value = "memory://esn-global")]
     url: String,
 }

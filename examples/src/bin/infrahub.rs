@@ -3,6 +3,7 @@
 //!
 //! ```text
 //! cargo run -p pubsub-examples --bin infrahub
+//! cargo run -p pubsub-examples --bin infrahub -- --url 'amqp://guest:guest@127.0.0.1:5672/%2f'
 //! ```
 
 use std::process::ExitCode;

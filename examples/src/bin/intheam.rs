@@ -3,6 +3,7 @@
 //!
 //! ```text
 //! cargo run -p pubsub-examples --bin intheam                    # demo, exits by itself
+//! cargo run -p pubsub-examples --bin intheam -- --url redis://127.0.0.1/
 //! cargo run -p pubsub-examples --bin intheam -- --serve 127.0.0.1:8080 --url redis://127.0.0.1/
 //! ```
 
