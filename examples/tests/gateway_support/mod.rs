@@ -241,8 +241,14 @@ impl Client {
 
     /// The next text frame as JSON.
     pub async fn frame(&mut self) -> Value {
+        self.frame_within(PATIENCE).await
+    }
+
+    /// The next text frame as JSON, waiting at most `patience`.
+    pub async fn frame_within(&mut self, patience: Duration) -> Value {
         loop {
-            match within("a frame", self.ws.next()).await {
+            let next = tokio::time::timeout(patience, self.ws.next()).await;
+            match next.unwrap_or_else(|_| panic!("no frame within {patience:?}")) {
                 Some(Ok(Message::Text(text))) => {
                     return serde_json::from_str(&text).expect("frames are JSON")
                 }
