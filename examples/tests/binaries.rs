@@ -2,31 +2,13 @@
 //! by itself with a summary.
 
 use std::process::{Command, Output};
-use std::time::{Duration, Instant};
 
-/// Runs a program, failing the test if it runs longer than a minute.
+mod support;
+
 fn run(program: &str, args: &[&str]) -> Output {
-    let mut child = Command::new(program)
-        .args(args)
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .unwrap();
-    let started = Instant::now();
-    while child.try_wait().unwrap().is_none() {
-        if started.elapsed() > Duration::from_secs(60) {
-            child.kill().unwrap();
-            panic!("{program} did not exit within a minute");
-        }
-        std::thread::sleep(Duration::from_millis(50));
-    }
-    let output = child.wait_with_output().unwrap();
-    assert!(
-        output.status.success(),
-        "{program} failed: {}",
-        String::from_utf8_lossy(&output.stderr)
-    );
-    output
+    let mut command = Command::new(program);
+    command.args(args);
+    support::run_bounded(command)
 }
 
 fn last_line(output: &Output) -> String {

@@ -1,0 +1,47 @@
+//! What the test binaries share: running a program with a time limit, and the
+//! Python clients that stand in for the seed systems' own code.
+
+#![allow(dead_code)] // Each test binary uses its own part.
+
+use std::process::{Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+/// Runs `command` to its end, failing the test if it takes more than a minute or
+/// exits unsuccessfully. Blocking: async tests call it through `spawn_blocking`.
+pub fn run_bounded(mut command: Command) -> Output {
+    let what = format!("{command:?}");
+    let mut child = command
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap_or_else(|e| panic!("{what} did not start: {e}"));
+    let started = Instant::now();
+    while child.try_wait().expect("child status").is_none() {
+        if started.elapsed() > Duration::from_secs(60) {
+            let _ = child.kill();
+            panic!("{what} did not exit within a minute");
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let output = child.wait_with_output().expect("child output");
+    assert!(
+        output.status.success(),
+        "{what} failed: {}{}",
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    );
+    output
+}
+
+/// Runs one of the Python clients in `tests/python/` with `args` and returns what it
+/// printed. The clients need redis-py and pika (`scripts/test` installs them); a
+/// missing one fails the test.
+pub async fn python(script: &str, args: &[String]) -> String {
+    let path = format!("{}/tests/python/{script}", env!("CARGO_MANIFEST_DIR"));
+    let mut command = Command::new("python3");
+    command.arg(path).args(args);
+    let output = tokio::task::spawn_blocking(move || run_bounded(command))
+        .await
+        .expect("the Python client");
+    String::from_utf8(output.stdout).expect("UTF-8 output")
+}
