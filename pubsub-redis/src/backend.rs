@@ -45,7 +45,8 @@ pub struct RedisBackend {
 
 impl RedisBackend {
     /// Connects to `url` (`redis://[user[:password]@]host[:port][/db]`, or
-    /// `rediss://` for TLS) with the default options.
+    /// `rediss://` for TLS) with the default options. For TLS, ring's rustls
+    /// `CryptoProvider` becomes the process default unless one was installed.
     pub async fn connect(url: &str) -> Result<Self> {
         Self::builder(url).connect().await
     }

@@ -8,7 +8,8 @@
 //!   literal parts are escaped), and the core [`Pattern`](pubsub_core::Pattern)
 //!   matcher filters what arrives, so `a.*` never delivers `a.b.c`. Subscriptions of a
 //!   bus to the same channel or glob share one Redis subscription, released when the
-//!   last of them goes. `subscribe().await` returns once Redis has confirmed.
+//!   last of them goes. `subscribe().await` returns once Redis has confirmed; while
+//!   Redis is unreachable it waits for it (wrap it in a timeout to bound that).
 //! - **Bounded buffers**: each subscription holds at most its buffer of messages; when
 //!   it falls behind, the oldest are dropped and it gets an
 //!   [`Error::Lagged`](pubsub_core::Error::Lagged) item with their count.

@@ -121,6 +121,10 @@ impl RedisBuilder {
                 "{shown}: the scheme must be redis:// or rediss://"
             )));
         }
+        if url.scheme() == "rediss" {
+            // Fails only when the application installed a provider already: it wins.
+            let _ = rustls::crypto::ring::default_provider().install_default();
+        }
         if url.host_str().is_none_or(str::is_empty) {
             return Err(Error::InvalidUrl(format!("{shown}: no host")));
         }

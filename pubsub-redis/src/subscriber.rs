@@ -104,16 +104,22 @@ impl Shared {
         self.registry.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
-    fn deliver(&self, key: Key, channel: Vec<u8>, payload: Vec<u8>) {
-        let Some(topic) = std::str::from_utf8(&channel)
-            .ok()
-            .and_then(|c| c.strip_prefix(&*self.prefix))
-        else {
+    /// Hands a message on `channel` to the subscriptions of `glob` (PSUBSCRIBE), or of
+    /// the channel itself when `glob` is `None`.
+    fn deliver(&self, glob: Option<&[u8]>, channel: &[u8], payload: Vec<u8>) {
+        let Ok(channel) = std::str::from_utf8(channel) else {
             return;
         };
-        let mut registry = self.registry();
-        let (map, name) = registry.map(&key);
-        let Some(entries) = map.get(name) else {
+        let Some(topic) = channel.strip_prefix(&*self.prefix) else {
+            return;
+        };
+        let registry = self.registry();
+        let entries = match glob.map(std::str::from_utf8) {
+            None => registry.channels.get(channel),
+            Some(Ok(glob)) => registry.globs.get(glob),
+            Some(Err(_)) => None,
+        };
+        let Some(entries) = entries else {
             return;
         };
         let mut payload = Some(payload);
@@ -214,16 +220,19 @@ impl Subscriber {
             }),
             Err(BroadcastStreamRecvError::Lagged(missed)) => Err(Error::Lagged { missed }),
         });
-        let commands = self.commands.clone();
+        let (shared, commands) = (Arc::clone(&self.shared), self.commands.clone());
         let subscription = Subscription::new(Registered {
             stream,
             _registration: registration,
         });
-        Ok(subscription.with_unsubscribe(move || barrier(commands)))
+        Ok(subscription.with_unsubscribe(move || barrier(shared, commands)))
     }
 
     /// Waits until no subscription waits for a reconnection, up to `deadline`.
     pub(crate) async fn ready(&self, deadline: Instant) -> bool {
+        if *self.shared.ready.borrow() {
+            return true;
+        }
         let mut ready = self.shared.ready.subscribe();
         let closed = self.shared.closed.subscribe();
         tokio::time::timeout_at(deadline, ready.wait_for(|r| *r || *closed.borrow()))
@@ -259,7 +268,12 @@ impl Subscriber {
 }
 
 /// Waits until the driver has done every command sent before (an UNSUBSCRIBE, say).
-async fn barrier(commands: mpsc::UnboundedSender<Command>) -> Result<()> {
+/// While the connection is down there is nothing to wait for: Redis forgot the
+/// connection's subscriptions, and the reconnection leaves released ones out.
+async fn barrier(shared: Arc<Shared>, commands: mpsc::UnboundedSender<Command>) -> Result<()> {
+    if !*shared.ready.borrow() {
+        return Ok(());
+    }
     let (reply, done) = oneshot::channel();
     if commands.send(Command::Barrier(reply)).is_ok() {
         // The driver ends only when the bus is closed, and that unsubscribes everything.
@@ -323,14 +337,12 @@ impl AsyncPushSender for Router {
         match info.kind {
             PushKind::Message => {
                 if let (Some(channel), Some(payload)) = (next(), next()) {
-                    let key = Key::Channel(String::from_utf8_lossy(&channel).into_owned());
-                    self.shared.deliver(key, channel, payload);
+                    self.shared.deliver(None, &channel, payload);
                 }
             }
             PushKind::PMessage => {
                 if let (Some(glob), Some(channel), Some(payload)) = (next(), next(), next()) {
-                    let key = Key::Glob(String::from_utf8_lossy(&glob).into_owned());
-                    self.shared.deliver(key, channel, payload);
+                    self.shared.deliver(Some(&glob), &channel, payload);
                 }
             }
             PushKind::Disconnection => {
@@ -479,7 +491,7 @@ impl Driver {
                     if std::mem::take(&mut self.lost) {
                         let reason: Arc<str> = Arc::from(
                             "the connection to Redis was lost and re-established; \
-                             messages published in between were missed",
+                             messages published in between may have been missed",
                         );
                         for entry in self.shared.registry().entries() {
                             let _ = entry.sender.send(Item::Gap(Arc::clone(&reason)));

@@ -274,3 +274,15 @@ async fn bad_urls_are_invalid_url_errors() {
         assert!(!err.to_string().contains("pw-x"), "{err}");
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rediss_speaks_tls_and_fails_cleanly_against_a_plain_server() {
+    let server = RedisServer::start();
+    let url = format!("rediss://127.0.0.1:{}/", server.port());
+    let err = RedisBackend::builder(&url)
+        .connect_budget(Duration::from_millis(200))
+        .connect()
+        .await
+        .expect_err("the server does not speak TLS");
+    assert!(matches!(err, Error::Connection { .. }), "{err:?}");
+}
