@@ -18,7 +18,8 @@ use pubsub_redis::RedisBackend;
 ///   `routing=fanout` selects ESN's exchange-per-topic topology and `exchange=NAME`
 ///   another topic exchange than `pubsub`.
 /// - On both brokers, `lazy=true` in the query returns at once and connects on first
-///   use, so a program may start before its broker.
+///   use, so a program may start before its broker; on AMQP, `connect_timeout=30s`
+///   sets how long a use waits for the broker.
 ///
 /// Any other scheme, or an option the backend does not have, is
 /// [`Error::InvalidUrl`].
@@ -47,9 +48,13 @@ pub async fn connect(url: &str) -> Result<PubSub> {
         "memory" => Ok(memory(rest).into()),
         "redis" | "rediss" => {
             let options = Options::take(url)?;
-            if options.routing_fanout || options.exchange.is_some() {
+            if options.routing_fanout
+                || options.exchange.is_some()
+                || options.connect_timeout.is_some()
+            {
                 return Err(Error::InvalidUrl(
-                    "`routing` and `exchange` are options of amqp:// URLs".into(),
+                    "`routing`, `exchange` and `connect_timeout` are options of amqp:// URLs"
+                        .into(),
                 ));
             }
             let backend = if options.lazy {
@@ -67,6 +72,9 @@ pub async fn connect(url: &str) -> Result<PubSub> {
             }
             if let Some(exchange) = options.exchange {
                 builder = builder.exchange(exchange);
+            }
+            if let Some(timeout) = options.connect_timeout {
+                builder = builder.connect_timeout(timeout);
             }
             let backend = if options.lazy {
                 builder.connect_lazy()?
@@ -101,6 +109,7 @@ struct Options {
     lazy: bool,
     routing_fanout: bool,
     exchange: Option<String>,
+    connect_timeout: Option<std::time::Duration>,
 }
 
 impl Options {
@@ -111,6 +120,7 @@ impl Options {
             lazy: false,
             routing_fanout: false,
             exchange: None,
+            connect_timeout: None,
         };
         let mut rest = Vec::new();
         for pair in query.split('&').filter(|p| !p.is_empty()) {
@@ -124,6 +134,11 @@ impl Options {
                     )))
                 }
                 Some(("exchange", name)) => options.exchange = Some(name.to_owned()),
+                Some(("connect_timeout", value)) => {
+                    let timeout = humantime::parse_duration(value)
+                        .map_err(|e| Error::InvalidUrl(format!("connect_timeout={value}: {e}")))?;
+                    options.connect_timeout = Some(timeout);
+                }
                 _ => rest.push(pair),
             }
         }

@@ -58,6 +58,32 @@ async fn esn_runs_on_rabbitmq_with_an_exchange_per_topic() {
     }
 }
 
+/// ESN's nodes start before RabbitMQ does: their subscriptions and publishes wait
+/// for the broker and go through once it is up.
+#[tokio::test(flavor = "multi_thread")]
+async fn esn_starts_before_rabbitmq() {
+    let server = RabbitServer::start();
+    server.stop();
+    let url = format!(
+        "{}?routing=fanout&lazy=true&connect_timeout=60s",
+        server.url()
+    );
+    let nodes = tokio::spawn(async move { esn::run(&url).await });
+    let restart = tokio::task::spawn_blocking(move || {
+        server.start_again();
+        server
+    });
+    // The node takes seconds to boot: more than the demo's patience per step.
+    let report = tokio::time::timeout(Duration::from_secs(90), nodes)
+        .await
+        .expect("the nodes finished once the broker was up")
+        .unwrap()
+        .expect("the ESN demo");
+    let _server = restart.await.unwrap();
+    assert_eq!(report.received.len(), 8);
+    assert_eq!(report.count("b", "global", "message:stored"), 1);
+}
+
 /// An ESN node written in Node.js publishes to the `message:stored` fanout exchange;
 /// ours receives the typed message.
 #[tokio::test]
