@@ -5,12 +5,10 @@
 //! bounded buffer.
 
 use std::collections::HashMap;
-use std::pin::Pin;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
-use std::task::{Context, Poll};
 
-use futures::{Stream, StreamExt};
+use futures::StreamExt;
 use pubsub_core::backoff::Backoff;
 use pubsub_core::{Bytes, Delivery, Error, Message, Pattern, Result, Subscription};
 use redis::aio::{AsyncPushSender, MultiplexedConnection, SendError};
@@ -213,18 +211,19 @@ impl Subscriber {
         self.send(Command::Subscribe(key, reply))?;
         confirmed.await.map_err(|_| Error::Closed)??;
 
-        let stream = BroadcastStream::new(receiver).map(|item| match item {
-            Ok(Item::Message(message)) => Ok(Delivery::new(message)),
-            Ok(Item::Gap(reason)) => Err(Error::Gap {
-                reason: reason.to_string(),
-            }),
-            Err(BroadcastStreamRecvError::Lagged(missed)) => Err(Error::Lagged { missed }),
+        // The closure owns the registration: dropping the stream releases it.
+        let stream = BroadcastStream::new(receiver).map(move |item| {
+            let _registered = &registration;
+            match item {
+                Ok(Item::Message(message)) => Ok(Delivery::new(message)),
+                Ok(Item::Gap(reason)) => Err(Error::Gap {
+                    reason: reason.to_string(),
+                }),
+                Err(BroadcastStreamRecvError::Lagged(missed)) => Err(Error::Lagged { missed }),
+            }
         });
         let (shared, commands) = (Arc::clone(&self.shared), self.commands.clone());
-        let subscription = Subscription::new(Registered {
-            stream,
-            _registration: registration,
-        });
+        let subscription = Subscription::new(stream);
         Ok(subscription.with_unsubscribe(move || barrier(shared, commands)))
     }
 
@@ -302,20 +301,6 @@ impl Drop for Registration {
         }
         drop(registry);
         let _ = self.commands.send(Command::Release(self.key.clone()));
-    }
-}
-
-/// A subscription's stream with its registration: the receiver drops first.
-struct Registered<S> {
-    stream: S,
-    _registration: Registration,
-}
-
-impl<S: Stream + Unpin> Stream for Registered<S> {
-    type Item = S::Item;
-
-    fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<S::Item>> {
-        self.stream.poll_next_unpin(cx)
     }
 }
 
