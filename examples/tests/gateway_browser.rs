@@ -153,5 +153,29 @@ async fn the_demo_page_binds_and_shows_a_published_message() {
         log.contains(r#"public:browser.hello {"text":"hello, browser"}"#),
         "{log}"
     );
+
+    // The same page over Server-Sent Events: binding opens the stream.
+    browser
+        .find(Locator::Css("#transport option[value=sse]"))
+        .await
+        .expect("the SSE option")
+        .click()
+        .await
+        .expect("choose SSE");
+    fill(&browser, "key", "sse.#").await;
+    browser
+        .find(Locator::Id("bind"))
+        .await
+        .expect("the bind button")
+        .click()
+        .await
+        .expect("click bind");
+    wait_text(&browser, "status", |s| s == "bound public:sse.#").await;
+    gw.publish("public", "sse.hello", json!("hello over SSE"))
+        .await;
+    wait_text(&browser, "log", |s| {
+        s.contains(r#"public:sse.hello "hello over SSE""#)
+    })
+    .await;
     browser.close().await.expect("end the session");
 }
