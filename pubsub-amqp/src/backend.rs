@@ -141,6 +141,7 @@ impl std::fmt::Debug for AmqpBackend {
             .field("broker", &self.shared.display)
             .field("exchange", &self.exchange)
             .field("routing", &self.routing)
+            .field("connection", &self.shared.state())
             .finish()
     }
 }

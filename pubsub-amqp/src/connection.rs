@@ -8,13 +8,16 @@
 
 use std::collections::HashSet;
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
 use std::time::Duration;
 
+use futures::StreamExt;
 use lapin::options::{ConfirmSelectOptions, ExchangeDeclareOptions};
 use lapin::types::FieldTable;
-use lapin::{Channel, Connection, ConnectionProperties, ExchangeKind};
+use lapin::{Channel, Connection, ConnectionProperties, Event, ExchangeKind};
 use pubsub_core::{Error, Result};
-use tokio::sync::{Mutex, OnceCell};
+use tokio::sync::{watch, Mutex, OnceCell};
+use tokio::task::JoinHandle;
 
 use crate::errors::{lapin_error, CONNECT};
 use crate::options::AmqpBuilder;
@@ -31,6 +34,38 @@ pub(crate) struct Shared {
 pub(crate) struct Live {
     pub(crate) connection: Connection,
     publisher: Mutex<Publisher>,
+    /// How many times lapin re-established the connection: each time, broadcast
+    /// subscriptions may have missed messages.
+    reconnects: Arc<watch::Sender<u64>>,
+    _watcher: AbortOnDrop,
+}
+
+impl Live {
+    /// Changes each time the connection is re-established.
+    pub(crate) fn reconnects(&self) -> watch::Receiver<u64> {
+        self.reconnects.subscribe()
+    }
+}
+
+/// lapin reports `Connected` to listeners that came after the first connect only
+/// when it has re-established the connection.
+async fn count_reconnects(
+    mut events: impl futures::Stream<Item = Event> + Unpin,
+    reconnects: Arc<watch::Sender<u64>>,
+) {
+    while let Some(event) = events.next().await {
+        if let Event::Connected = event {
+            reconnects.send_modify(|n| *n += 1);
+        }
+    }
+}
+
+struct AbortOnDrop(JoinHandle<()>);
+
+impl Drop for AbortOnDrop {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
 }
 
 struct Publisher {
@@ -51,6 +86,25 @@ impl Shared {
 
     pub(crate) fn is_closed(&self) -> bool {
         self.closed.load(Ordering::Acquire)
+    }
+
+    /// The connection's state, for `Debug`.
+    pub(crate) fn state(&self) -> &'static str {
+        let Some(live) = self.connection.get() else {
+            return if self.is_closed() {
+                "closed"
+            } else {
+                "not connected"
+            };
+        };
+        let status = live.connection.status();
+        match () {
+            _ if status.connected() => "connected",
+            _ if status.reconnecting() => "reconnecting",
+            _ if status.connecting() => "connecting",
+            _ if status.errored() => "failed",
+            _ => "closed",
+        }
     }
 
     /// The live connection, connecting first if need be.
@@ -86,16 +140,42 @@ impl Shared {
                     .with_jitter()
                     .without_max_times()
             });
+        // lapin's recovering connect retries a refused login as it retries a
+        // refused TCP connection, until the timeout. Plain connects first, until one
+        // gets through, tell the two apart: wrong credentials are `Error::Auth` at
+        // once, even when the broker comes up late.
+        loop {
+            match Connection::connect_uri(uri.clone(), ConnectionProperties::default()).await {
+                Ok(probe) => {
+                    drop(probe.close(200, "credentials checked".into()).await);
+                    break;
+                }
+                Err(error) => {
+                    if let auth @ Error::Auth(_) = lapin_error(CONNECT, error) {
+                        return Err(auth);
+                    }
+                    tokio::time::sleep(Duration::from_millis(200)).await;
+                }
+            }
+        }
         let connection = Connection::connect_uri(uri, properties)
             .await
             .map_err(|e| lapin_error(CONNECT, e))?;
         let channel = self.publishing_channel(&connection).await?;
+        let (reconnects, _) = watch::channel(0);
+        let reconnects = Arc::new(reconnects);
+        let watcher = tokio::spawn(count_reconnects(
+            connection.events_listener(),
+            Arc::clone(&reconnects),
+        ));
         Ok(Live {
             connection,
             publisher: Mutex::new(Publisher {
                 channel,
                 exchanges: HashSet::new(),
             }),
+            reconnects,
+            _watcher: AbortOnDrop(watcher),
         })
     }
 
@@ -164,17 +244,4 @@ pub(crate) async fn declare_exchange(
         )
         .await
         .map_err(|e| lapin_error(&format!("declare exchange {name:?}"), e))
-}
-
-impl Shared {
-    /// Whether the connection is down and lapin is bringing it back.
-    pub(crate) async fn recovering(&self) -> bool {
-        match self.connection.get() {
-            Some(live) => {
-                let status = live.connection.status();
-                status.reconnecting() || status.connecting()
-            }
-            None => false,
-        }
-    }
 }

@@ -51,7 +51,15 @@ async fn send(shared: &Shared, out: &Outgoing<'_>) -> Result<()> {
     };
     let wait_for_confirm = shared.options.confirms || out.mandatory;
     loop {
-        let channel = shared.publisher(out.exchange, out.kind.clone()).await?;
+        let channel = match shared.publisher(out.exchange, out.kind.clone()).await {
+            Ok(channel) => channel,
+            // Down, or between states while lapin recovers: look again shortly.
+            Err(Error::Connection { .. }) if !shared.is_closed() => {
+                tokio::time::sleep(Duration::from_millis(50)).await;
+                continue;
+            }
+            Err(error) => return Err(error),
+        };
         let published = channel
             .basic_publish(
                 exchange.clone(),
@@ -83,10 +91,13 @@ async fn send(shared: &Shared, out: &Outgoing<'_>) -> Result<()> {
             },
             Err(error) => error,
         };
-        if shared.recovering().await {
+        // A soft error closed only the channel: the broker refused this publish.
+        // Anything else lapin recovers from: wait for it and publish again.
+        if !error.is_amqp_soft_error() && error.can_be_recovered() && !shared.is_closed() {
             tracing::debug!(topic = out.topic, %error, "publish waits for the connection to recover");
             if channel.wait_for_recovery(error).await.is_err() {
-                // No recovery to wait on from this error: poll the connection.
+                // Nothing to wait on from this error (the connection is between
+                // states): look again shortly.
                 tokio::time::sleep(Duration::from_millis(50)).await;
             }
             continue;

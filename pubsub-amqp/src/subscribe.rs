@@ -20,7 +20,7 @@ use lapin::protocol::{AMQPErrorKind, AMQPSoftError};
 use lapin::types::{AMQPValue, FieldTable};
 use lapin::{Channel, Consumer, ErrorKind};
 use pubsub_core::{Delivery, Error, Message, Result, SubscribeOptions, Subscription};
-use tokio::sync::{broadcast, oneshot};
+use tokio::sync::{broadcast, oneshot, watch};
 use tokio_stream::wrappers::errors::BroadcastStreamRecvError;
 use tokio_stream::wrappers::BroadcastStream;
 
@@ -44,11 +44,12 @@ pub(crate) async fn subscribe(
         .await
         .map_err(|e| lapin_error("open a channel", e))?;
     let closer = Closer(channel.clone());
+    let reconnects = live.reconnects();
     declare_exchange(&channel, &route.exchange, route.kind.clone()).await?;
     match options.group {
         None => {
             let buffer = options.buffer.unwrap_or(shared.options.buffer).max(1);
-            broadcast_subscription(closer, &route, buffer).await
+            broadcast_subscription(closer, &route, buffer, reconnects).await
         }
         Some(group) => {
             let queue = group_queue(&group, &route.exchange, topic)?;
@@ -62,6 +63,7 @@ async fn broadcast_subscription(
     closer: Closer,
     route: &Route,
     buffer: usize,
+    reconnects: watch::Receiver<u64>,
 ) -> Result<Subscription> {
     let queue = format!("pubsub.subscriber.{}", uuid::Uuid::new_v4().simple());
     let options = QueueDeclareOptions {
@@ -81,7 +83,7 @@ async fn broadcast_subscription(
 
     let (ring, receiver) = broadcast::channel(buffer);
     let (stop, stopped) = oneshot::channel::<()>();
-    let pump = tokio::spawn(pump(consumer, ring, stopped, closer));
+    let pump = tokio::spawn(pump(consumer, ring, stopped, reconnects, closer));
     let stream = BroadcastStream::new(receiver).map(move |item| {
         // The stream owns `stop`: dropping it stops the pump.
         let _owner = &stop;
@@ -115,24 +117,36 @@ async fn pump(
     mut consumer: Consumer,
     ring: broadcast::Sender<Item>,
     mut stopped: oneshot::Receiver<()>,
+    mut reconnects: watch::Receiver<u64>,
     closer: Closer,
 ) {
+    let mut watching = true;
     loop {
         let item = tokio::select! {
             _ = &mut stopped => break,
-            item = consumer.next() => item,
-        };
-        let item = match item {
-            Some(Ok(delivery)) => Item::Message(to_message(
-                delivery.data,
-                &delivery.properties,
-                delivery.routing_key.as_str(),
-                false,
-            )),
-            Some(Err(error)) => Item::Gap(
-                format!("the connection to the broker was lost ({error}); messages published until it was recovered are missed").into(),
-            ),
-            None => break,
+            changed = reconnects.changed(), if watching => match changed {
+                Ok(()) => Item::Gap(
+                    "the connection to the broker was lost and re-established; messages \
+                     published meanwhile were missed"
+                        .into(),
+                ),
+                Err(_) => {
+                    watching = false;
+                    continue;
+                }
+            },
+            item = consumer.next() => match item {
+                Some(Ok(mut delivery)) => Item::Message(to_message(
+                    std::mem::take(&mut delivery.data),
+                    &delivery.properties,
+                    topic_of(&delivery),
+                    false,
+                )),
+                Some(Err(error)) => Item::Gap(
+                    format!("the consumer was interrupted ({error}); messages may have been missed").into(),
+                ),
+                None => break,
+            },
         };
         if ring.send(item).is_err() {
             break;
@@ -183,10 +197,11 @@ async fn group_subscription(
                 return futures::future::ready(None);
             }
         };
+        let mut delivery = delivery;
         let message = to_message(
-            delivery.data,
+            std::mem::take(&mut delivery.data),
             &delivery.properties,
-            delivery.routing_key.as_str(),
+            topic_of(&delivery),
             delivery.redelivered,
         );
         let acker = GroupAcker {
@@ -206,6 +221,15 @@ async fn group_subscription(
         let _ = channel.close(200, "unsubscribed".into()).await;
         Ok(())
     }))
+}
+
+/// The topic a delivery was published to: its routing key, or for a fanout exchange
+/// that foreign clients publish to with an empty key, the exchange's name.
+fn topic_of(delivery: &lapin::message::Delivery) -> &str {
+    match delivery.routing_key.as_str() {
+        "" => delivery.exchange.as_str(),
+        key => key,
+    }
 }
 
 /// Declares `queue`, binds it along `route` and consumes it; returns after

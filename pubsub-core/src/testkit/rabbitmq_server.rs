@@ -167,9 +167,9 @@ impl RabbitServer {
         };
         let out = self.ctl(&["stop"]);
         if !out.status.success() {
-            // The node may already be half down; make sure it is gone.
+            // The node may be half down: the script stops the VM on TERM.
             let _ = Command::new("kill")
-                .args(["-KILL", &child.id().to_string()])
+                .args(["-TERM", &child.id().to_string()])
                 .status();
         }
         let _ = child.wait();
@@ -213,8 +213,10 @@ impl RabbitServer {
     }
 
     fn ctl(&self, args: &[&str]) -> Output {
-        Command::new(CTL)
-            .args(["-q", "-n", &self.node])
+        // `timeout` (coreutils) so that a wedged node fails the test instead of
+        // hanging it.
+        Command::new("timeout")
+            .args(["120", CTL, "-q", "-n", &self.node])
             .args(args)
             .envs(self.env.iter().map(|(k, v)| (k, v)))
             .stdin(Stdio::null())

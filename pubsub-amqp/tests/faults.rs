@@ -1,0 +1,379 @@
+//! Faults on a private RabbitMQ node of this test binary: restarts, dropped
+//! connections, a broker that is down, wrong credentials, conflicting queues.
+//!
+//! Tests that use the node hold `SERIAL`, so that one test's restart or dropped
+//! connections do not land in another's middle.
+
+use std::collections::HashSet;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use pubsub_amqp::AmqpBackend;
+use pubsub_core::testkit::rabbitmq_server::RabbitServer;
+use pubsub_core::testkit::unique;
+use pubsub_core::{Delivery, Error, PubSub, Result, SubscribeOptions, Subscription};
+use tokio::sync::Mutex;
+
+static SERIAL: Mutex<()> = Mutex::const_new(());
+
+async fn server() -> &'static RabbitServer {
+    tokio::task::spawn_blocking(RabbitServer::shared)
+        .await
+        .expect("start the RabbitMQ node")
+}
+
+async fn bus() -> PubSub {
+    let url = server().await.url();
+    PubSub::new(AmqpBackend::connect(&url).await.expect("connect"))
+}
+
+const PATIENCE: Duration = Duration::from_secs(30);
+
+async fn next_item(sub: &mut Subscription, what: &str) -> Result<Delivery> {
+    match tokio::time::timeout(PATIENCE, sub.next()).await {
+        Ok(Some(item)) => item,
+        Ok(None) => panic!("{what}: the subscription ended"),
+        Err(_) => panic!("{what}: nothing arrived within {PATIENCE:?}"),
+    }
+}
+
+async fn next(sub: &mut Subscription, what: &str) -> Delivery {
+    next_item(sub, what)
+        .await
+        .unwrap_or_else(|e| panic!("{what}: expected a delivery, got {e}"))
+}
+
+/// A port nothing listens on.
+fn closed_port() -> u16 {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    listener.local_addr().expect("address").port()
+}
+
+/// Runs a blocking harness call (restart, rabbitmqctl) off the async workers.
+async fn blocking(f: impl FnOnce(&'static RabbitServer) + Send + 'static) {
+    let server = server().await;
+    tokio::task::spawn_blocking(move || f(server))
+        .await
+        .expect("harness call");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn restart_during_confirmed_publishes_loses_nothing_confirmed() {
+    let _serial = SERIAL.lock().await;
+    let bus = bus().await;
+    let topic = unique("fault.restart");
+    let group = unique("workers");
+    let mut member = bus
+        .topic(&topic)
+        .subscribe_with(SubscribeOptions::new().group(&group).prefetch(200))
+        .await
+        .expect("subscribe_group");
+
+    let (tasks, per_task) = (10u32, 1000u32);
+    let publishers: Vec<_> = (0..tasks)
+        .map(|t| {
+            let topic = bus.topic(&topic);
+            tokio::spawn(async move {
+                let mut confirmed = Vec::new();
+                let mut failed = Vec::new();
+                for i in 0..per_task {
+                    let id = t * per_task + i;
+                    match topic.publish(&id).await {
+                        Ok(()) => confirmed.push(id),
+                        Err(e) => {
+                            // One failure says enough; more would only wait out
+                            // their timeouts.
+                            failed.push(e.to_string());
+                            break;
+                        }
+                    }
+                }
+                (confirmed, failed)
+            })
+        })
+        .collect();
+
+    let received = Arc::new(std::sync::Mutex::new(HashSet::new()));
+    let seen = Arc::clone(&received);
+    let consumer = tokio::spawn(async move {
+        while let Some(item) = member.next().await {
+            let delivery = item.expect("a group gets no error items");
+            let id: u32 = delivery.json().expect("an id");
+            // An ack on a connection that broke fails; the broker then delivers
+            // again, which is the at-least-once this test checks.
+            let _ = delivery.ack().await;
+            seen.lock().unwrap().insert(id);
+        }
+    });
+
+    // Restart once a good part is through, while publishes are in flight.
+    let start = Instant::now();
+    while received.lock().unwrap().len() < 2000 {
+        assert!(
+            start.elapsed() < Duration::from_secs(60),
+            "publishing stalled before the restart"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    blocking(|s| s.restart()).await;
+
+    let mut confirmed = HashSet::new();
+    let mut failures = Vec::new();
+    for publisher in publishers {
+        let (ok, bad) = publisher.await.expect("publisher task");
+        confirmed.extend(ok);
+        failures.extend(bad);
+    }
+    let failed = failures.len();
+    failures.dedup();
+    eprintln!("failures: {:?}", &failures[..failures.len().min(5)]);
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let missing = confirmed.difference(&received.lock().unwrap()).count();
+        if missing == 0 {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "{missing} confirmed messages never arrived ({} confirmed, {failed} failed: \
+             {failures:?}); {bus:?}",
+            confirmed.len()
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    eprintln!(
+        "restart: {} confirmed, {failed} failed publishes, {} received",
+        confirmed.len(),
+        received.lock().unwrap().len()
+    );
+    assert!(
+        confirmed.len() > 2000,
+        "publishing did not resume after the restart"
+    );
+    consumer.abort();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn dropped_connection_gives_broadcast_a_gap_and_groups_go_on() {
+    let _serial = SERIAL.lock().await;
+    let bus = bus().await;
+    let topic = unique("fault.closed");
+    let mut broadcast = bus.topic(&topic).subscribe().await.expect("subscribe");
+    let mut member = bus
+        .topic(&topic)
+        .subscribe_group(&unique("g"))
+        .await
+        .expect("subscribe_group");
+    bus.topic(&topic).publish(&0).await.expect("publish");
+    assert_eq!(
+        next(&mut broadcast, "before").await.json::<u32>().unwrap(),
+        0
+    );
+    next(&mut member, "before").await.ack().await.expect("ack");
+
+    blocking(|s| s.close_connections()).await;
+    match next_item(&mut broadcast, "after the connection was closed").await {
+        Err(Error::Gap { reason }) => assert!(!reason.is_empty()),
+        other => panic!("expected a gap, got {other:?}"),
+    }
+    // Publishes wait for the recovery; the broadcast queue is bound again a moment
+    // after the publishing channel is back, so publish until it hears.
+    let mut sent = 0;
+    let heard = loop {
+        sent += 1;
+        bus.topic(&topic)
+            .publish(&sent)
+            .await
+            .expect("publish after recovery");
+        if let Ok(item) = tokio::time::timeout(Duration::from_millis(200), broadcast.next()).await {
+            break item
+                .expect("stream goes on")
+                .expect("a delivery")
+                .json::<u32>()
+                .unwrap();
+        }
+        assert!(sent < 100, "the broadcast subscription did not resume");
+    };
+    assert!(heard >= 1);
+    // The group's durable queue kept every message.
+    for i in 1..=sent {
+        let d = next(&mut member, "group after recovery").await;
+        assert_eq!(d.json::<u32>().unwrap(), i);
+        d.ack().await.expect("ack");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn publishes_during_an_outage_wait_then_fail_clearly() {
+    let _serial = SERIAL.lock().await;
+    let url = server().await.url();
+    let backend = AmqpBackend::builder(&url)
+        .publish_timeout(Duration::from_secs(2))
+        .connect()
+        .await
+        .expect("connect");
+    let bus = PubSub::new(backend);
+    let topic = unique("fault.outage");
+    let mut member = bus
+        .topic(&topic)
+        .subscribe_group(&unique("g"))
+        .await
+        .expect("subscribe_group");
+
+    blocking(|s| s.stop()).await;
+    let started = Instant::now();
+    let err = bus.topic(&topic).publish(&"lost").await.unwrap_err();
+    let waited = started.elapsed();
+    assert!(matches!(err, Error::Connection { .. }), "{err}");
+    assert!(err.to_string().contains("not confirmed within"), "{err}");
+    assert!(!err.to_string().contains("guest:guest"), "{err}");
+    assert!(
+        waited >= Duration::from_secs(2) && waited < Duration::from_secs(10),
+        "{waited:?}"
+    );
+
+    blocking(|s| s.start_again()).await;
+    // Within the publish timeout of a fresh publish, lapin is back.
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        match bus.topic(&topic).publish(&"after").await {
+            Ok(()) => break,
+            Err(e) => assert!(Instant::now() < deadline, "publishing did not resume: {e}"),
+        }
+    }
+    let d = next(&mut member, "group after the outage").await;
+    assert_eq!(d.json::<String>().unwrap(), "after");
+    d.ack().await.expect("ack");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_member_that_dies_gives_its_unacked_messages_to_another() {
+    let _serial = SERIAL.lock().await;
+    let url = server().await.url();
+    let dying = PubSub::new(AmqpBackend::connect(&url).await.expect("connect"));
+    let heir = PubSub::new(AmqpBackend::connect(&url).await.expect("connect"));
+    let topic = unique("fault.member");
+    let group = unique("g");
+    let mut doomed = dying
+        .topic(&topic)
+        .subscribe_with(SubscribeOptions::new().group(&group).prefetch(10))
+        .await
+        .expect("subscribe_group");
+    for i in 0..5u32 {
+        heir.topic(&topic).publish(&i).await.expect("publish");
+    }
+    let mut held = Vec::new();
+    for _ in 0..5 {
+        held.push(next(&mut doomed, "held").await);
+    }
+    let mut survivor = heir
+        .topic(&topic)
+        .subscribe_group(&group)
+        .await
+        .expect("subscribe_group");
+    // The whole connection goes, as when a process dies.
+    dying.close().await.expect("close");
+    let mut got = Vec::new();
+    for _ in 0..5 {
+        let d = next(&mut survivor, "redelivered").await;
+        assert!(d.attempt() >= 2, "a redelivery counts as another attempt");
+        got.push(d.json::<u32>().unwrap());
+        d.ack().await.expect("ack");
+    }
+    got.sort();
+    assert_eq!(got, vec![0, 1, 2, 3, 4]);
+    drop(held);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn broker_down_at_connect_is_a_connection_error() {
+    let url = format!("amqp://guest:s3cret@127.0.0.1:{}/%2f", closed_port());
+    let started = Instant::now();
+    let err = AmqpBackend::builder(&url)
+        .connect_timeout(Duration::from_secs(2))
+        .connect()
+        .await
+        .unwrap_err();
+    assert!(started.elapsed() < Duration::from_secs(10));
+    assert!(matches!(err, Error::Connection { .. }), "{err}");
+    assert!(!format!("{err} {err:?}").contains("s3cret"), "{err:?}");
+
+    // Lazily, the error comes with the first use, and says what failed.
+    let lazy = AmqpBackend::builder(&url)
+        .connect_timeout(Duration::from_secs(1))
+        .connect_lazy()
+        .expect("lazy");
+    assert!(!format!("{lazy:?}").contains("s3cret"));
+    let bus = PubSub::new(lazy);
+    let err = bus.topic("down.at.connect").publish(&1).await.unwrap_err();
+    assert!(matches!(err, Error::Connection { .. }), "{err}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn wrong_credentials_are_an_auth_error() {
+    let _serial = SERIAL.lock().await;
+    let port = server().await.port();
+    let url = format!("amqp://guest:not-the-password@127.0.0.1:{port}/%2f");
+    let err = AmqpBackend::builder(&url)
+        .connect_timeout(Duration::from_secs(5))
+        .connect()
+        .await
+        .unwrap_err();
+    assert!(matches!(err, Error::Auth(_)), "{err:?}");
+    assert!(
+        !format!("{err} {err:?}").contains("not-the-password"),
+        "{err:?}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn conflicting_queue_arguments_are_a_clear_error_that_poisons_nothing() {
+    let _serial = SERIAL.lock().await;
+    let url = server().await.url();
+    let first = PubSub::new(AmqpBackend::connect(&url).await.expect("connect"));
+    let other = PubSub::new(
+        AmqpBackend::builder(&url)
+            .max_priority(5)
+            .connect()
+            .await
+            .expect("connect"),
+    );
+    let topic = unique("fault.args");
+    let group = unique("g");
+    let mut member = first
+        .topic(&topic)
+        .subscribe_group(&group)
+        .await
+        .expect("subscribe_group");
+
+    let err = other
+        .topic(&topic)
+        .subscribe_group(&group)
+        .await
+        .unwrap_err();
+    let text = err.to_string();
+    assert!(matches!(err, Error::Broker { .. }), "{text}");
+    assert!(
+        text.contains(&group) && text.contains("x-max-priority"),
+        "{text}"
+    );
+
+    // The other bus still subscribes and publishes.
+    let mut sub = other
+        .topic(&topic)
+        .subscribe()
+        .await
+        .expect("subscribe after the refusal");
+    other
+        .topic(&topic)
+        .publish(&"still fine")
+        .await
+        .expect("publish");
+    assert_eq!(
+        next(&mut sub, "broadcast").await.json::<String>().unwrap(),
+        "still fine"
+    );
+    let d = next(&mut member, "group").await;
+    assert_eq!(d.json::<String>().unwrap(), "still fine");
+    d.ack().await.expect("ack");
+}

@@ -1,0 +1,230 @@
+//! Interop with a foreign AMQP client, Python's `pika`, on a private RabbitMQ node:
+//! Infrahub's topic exchange with priorities, our messages as pika sees them, and
+//! ESN's fanout-per-topic layout. A missing `python3` or `pika` fails the tests.
+
+use std::io::{BufRead, BufReader};
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+use pubsub_amqp::AmqpBackend;
+use pubsub_core::testkit::rabbitmq_server::RabbitServer;
+use pubsub_core::testkit::unique;
+use pubsub_core::{Delivery, Message, PubSub, SubscribeOptions, Subscription};
+use serde_json::{json, Value};
+
+async fn server() -> &'static RabbitServer {
+    tokio::task::spawn_blocking(RabbitServer::shared)
+        .await
+        .expect("start the RabbitMQ node")
+}
+
+async fn next(sub: &mut Subscription, what: &str) -> Delivery {
+    match tokio::time::timeout(Duration::from_secs(20), sub.next()).await {
+        Ok(Some(Ok(d))) => d,
+        other => panic!("{what}: {other:?}"),
+    }
+}
+
+/// Runs a pika script with `args`; its stdout is read line by line.
+fn pika(script: &str, args: &[&str]) -> Child {
+    let prelude = "import json, sys, pika\n\
+                   params = pika.URLParameters(sys.argv[1])\n\
+                   conn = pika.BlockingConnection(params)\n\
+                   ch = conn.channel()\n";
+    Command::new("python3")
+        .arg("-c")
+        .arg(format!("{prelude}{script}"))
+        .args(args)
+        .stdout(Stdio::piped())
+        .stdin(Stdio::null())
+        .spawn()
+        .expect("run python3 (the python3 and python3-pika packages)")
+}
+
+/// Waits for the script to end successfully and returns its stdout lines.
+async fn finish(child: Child) -> Vec<String> {
+    let out = tokio::task::spawn_blocking(move || child.wait_with_output())
+        .await
+        .expect("join")
+        .expect("wait for python3");
+    assert!(
+        out.status.success(),
+        "the pika script failed (is python3-pika installed?)"
+    );
+    String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .map(str::to_owned)
+        .collect()
+}
+
+/// Reads lines until `ready`, so the script's queue is bound before we publish.
+async fn wait_ready(mut child: Child) -> (Child, Vec<String>) {
+    let stdout = child.stdout.take().expect("piped stdout");
+    let (stdout, lines) = tokio::task::spawn_blocking(move || {
+        let mut reader = BufReader::new(stdout);
+        let mut lines = Vec::new();
+        let mut line = String::new();
+        while reader.read_line(&mut line).expect("read pika's stdout") > 0 {
+            if line.trim() == "ready" {
+                break;
+            }
+            lines.push(std::mem::take(&mut line));
+        }
+        (reader.into_inner(), lines)
+    })
+    .await
+    .expect("join");
+    child.stdout = Some(stdout);
+    (child, lines)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn pika_publishes_infrahub_routing_keys_and_a_group_gets_them_by_priority() {
+    let url = server().await.url();
+    let exchange = unique("infrahub.events");
+    let bus = PubSub::new(
+        AmqpBackend::builder(&url)
+            .exchange(&exchange)
+            .max_priority(5)
+            .connect()
+            .await
+            .expect("connect"),
+    );
+    let group = unique("infrahub.workers");
+    let options = SubscribeOptions::new().group(&group).prefetch(2);
+    // Create the durable queue and its binding, then leave, so that everything pika
+    // sends waits in the queue and comes out by priority.
+    bus.topic("git.file.*")
+        .subscribe_with(options.clone())
+        .await
+        .expect("subscribe_group")
+        .unsubscribe()
+        .await
+        .expect("unsubscribe");
+
+    let script = "ex = sys.argv[2]\n\
+        for i, p in enumerate([1, 3, 5, 2, 4, 0]):\n\
+        \x20   key = 'git.file.get' if i % 2 == 0 else 'git.file.put'\n\
+        \x20   props = pika.BasicProperties(priority=p, message_id=f'm-{i}', correlation_id=f'c-{i}',\n\
+        \x20       reply_to='infrahub.rpc.reply', headers={'initiator_id': 'worker-7', 'attempt': 3})\n\
+        \x20   ch.basic_publish(exchange=ex, routing_key=key, body=json.dumps({'i': i, 'p': p}), properties=props)\n\
+        conn.close()\n";
+    finish(pika(script, &[&url, &exchange])).await;
+
+    let mut workers = bus
+        .topic("git.file.*")
+        .subscribe_with(options)
+        .await
+        .expect("subscribe_group");
+    let mut priorities = Vec::new();
+    for _ in 0..6 {
+        let d = next(&mut workers, "infrahub message").await;
+        let body: Value = d.json().expect("JSON body");
+        let i = body["i"].as_u64().unwrap();
+        assert_eq!(u64::from(d.priority()), body["p"].as_u64().unwrap());
+        assert_eq!(d.id(), Some(format!("m-{i}").as_str()));
+        assert_eq!(d.header("correlation-id"), Some(format!("c-{i}").as_str()));
+        assert_eq!(d.header("reply-to"), Some("infrahub.rpc.reply"));
+        assert_eq!(d.header("initiator_id"), Some("worker-7"));
+        assert_eq!(d.header("attempt"), Some("3"));
+        let key = if i.is_multiple_of(2) {
+            "git.file.get"
+        } else {
+            "git.file.put"
+        };
+        assert_eq!(d.topic(), key);
+        priorities.push(d.priority());
+        d.ack().await.expect("ack");
+    }
+    assert_eq!(priorities, vec![5, 4, 3, 2, 1, 0]);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn pika_receives_what_we_publish_with_its_properties() {
+    let url = server().await.url();
+    let bus = PubSub::new(AmqpBackend::connect(&url).await.expect("connect"));
+    let topic = unique("interop.out");
+    let script = "ch.exchange_declare(exchange='pubsub', exchange_type='topic', durable=True)\n\
+        q = ch.queue_declare(queue='', exclusive=True).method.queue\n\
+        ch.queue_bind(queue=q, exchange='pubsub', routing_key=sys.argv[2])\n\
+        print('ready', flush=True)\n\
+        for method, props, body in ch.consume(q, auto_ack=True, inactivity_timeout=20):\n\
+        \x20   if method is None:\n\
+        \x20       sys.exit('nothing arrived')\n\
+        \x20   print(json.dumps({'key': method.routing_key, 'body': body.decode(), 'priority': props.priority,\n\
+        \x20       'message_id': props.message_id, 'correlation_id': props.correlation_id,\n\
+        \x20       'reply_to': props.reply_to, 'delivery_mode': props.delivery_mode,\n\
+        \x20       'headers': {k: (v.decode() if isinstance(v, bytes) else v) for k, v in (props.headers or {}).items()}}))\n\
+        \x20   break\n\
+        conn.close()\n";
+    let (child, _) = wait_ready(pika(script, &[&url, &topic])).await;
+    let message = Message::new(r#"{"_id":456}"#)
+        .with_id("m-1")
+        .with_priority(4)
+        .with_header("k", "v")
+        .with_header("correlation-id", "c-1")
+        .with_header("reply-to", "replies.here");
+    bus.topic(&topic)
+        .publish_message(message)
+        .await
+        .expect("publish");
+    let lines = finish(child).await;
+    let got: Value = serde_json::from_str(lines.last().expect("a line")).expect("JSON");
+    assert_eq!(
+        got,
+        json!({
+            "key": topic, "body": r#"{"_id":456}"#, "priority": 4, "message_id": "m-1",
+            "correlation_id": "c-1", "reply_to": "replies.here", "delivery_mode": 2,
+            "headers": {"k": "v"}
+        })
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn esn_fanout_per_topic_works_both_ways_with_pika() {
+    let url = server().await.url();
+    let bus = PubSub::new(
+        AmqpBackend::builder(&url)
+            .fanout_per_topic()
+            .connect()
+            .await
+            .expect("connect"),
+    );
+    let topic = format!("{}:stored", unique("message"));
+    // ESN's subscriber: a server-named exclusive queue on the topic's fanout exchange.
+    let script = "ex = sys.argv[2]\n\
+        ch.exchange_declare(exchange=ex, exchange_type='fanout', durable=True)\n\
+        q = ch.queue_declare(queue='', exclusive=True).method.queue\n\
+        ch.queue_bind(queue=q, exchange=ex)\n\
+        print('ready', flush=True)\n\
+        for method, props, body in ch.consume(q, auto_ack=True, inactivity_timeout=20):\n\
+        \x20   if method is None:\n\
+        \x20       sys.exit('nothing arrived')\n\
+        \x20   print(body.decode())\n\
+        \x20   break\n\
+        ch.basic_publish(exchange=ex, routing_key='', body=json.dumps({'_id': 'from-pika'}))\n\
+        conn.close()\n";
+    let mut ours = bus.topic(&topic).subscribe().await.expect("subscribe");
+    let (child, _) = wait_ready(pika(script, &[&url, &topic])).await;
+    bus.topic(&topic)
+        .publish(&json!({"_id": 456}))
+        .await
+        .expect("publish");
+    let lines = finish(child).await;
+    assert_eq!(
+        serde_json::from_str::<Value>(lines.last().expect("a line")).unwrap(),
+        json!({"_id": 456})
+    );
+    // Our own subscriber got ours, then pika's (whose routing key is empty: the
+    // topic is the exchange's name).
+    assert_eq!(
+        next(&mut ours, "ours").await.json::<Value>().unwrap(),
+        json!({"_id": 456})
+    );
+    let from_pika = next(&mut ours, "pika's").await;
+    assert_eq!(
+        from_pika.json::<Value>().unwrap(),
+        json!({"_id": "from-pika"})
+    );
+    assert_eq!(from_pika.topic(), topic);
+}
