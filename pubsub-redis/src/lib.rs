@@ -71,4 +71,4 @@ mod publisher;
 mod subscriber;
 
 pub use backend::RedisBackend;
-pub use options::RedisBuilder;
+pub use options::{RedisBuilder, DEFAULT_BUFFER};
