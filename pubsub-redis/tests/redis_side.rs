@@ -1,0 +1,100 @@
+//! What Redis itself sees: one (P)SUBSCRIBE per channel or glob however many local
+//! subscriptions share it, released with the last one; prefixes; escaped globs. Each
+//! test has a server of its own, since some count what the whole server holds.
+
+mod support;
+
+use pubsub_core::testkit::redis_server::RedisServer;
+use pubsub_core::{Error, Message, PubSub, SubscribeOptions};
+use pubsub_redis::RedisBackend;
+use support::{next_item, redis_cli, redis_cli_subscriber, within};
+
+async fn bus(server: &RedisServer, prefix: &str) -> PubSub {
+    RedisBackend::builder(&server.url())
+        .prefix(prefix)
+        .connect()
+        .await
+        .expect("connect")
+        .into()
+}
+
+/// How many connections are subscribed to `channel`, from `PUBSUB NUMSUB`.
+fn numsub(server: &RedisServer, channel: &str) -> String {
+    let reply = server.command(&["PUBSUB", "NUMSUB", channel]);
+    reply.lines().last().unwrap_or_default().to_owned()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn one_redis_subscription_per_channel_released_with_the_last() {
+    let server = RedisServer::start();
+    let bus = bus(&server, "").await;
+    let first = bus.topic("refcount.a").subscribe().await.unwrap();
+    let second = bus.topic("refcount.a").subscribe().await.unwrap();
+    assert_eq!(numsub(&server, "refcount.a"), ":1");
+    first.unsubscribe().await.unwrap();
+    assert_eq!(
+        numsub(&server, "refcount.a"),
+        ":1",
+        "the second still needs it"
+    );
+    second.unsubscribe().await.unwrap();
+    assert_eq!(numsub(&server, "refcount.a"), ":0");
+
+    let before = server.command(&["PUBSUB", "NUMPAT"]);
+    let pattern = bus.topic("refcount.*").subscribe().await.unwrap();
+    let same_glob = bus.topic("refcount.*").subscribe().await.unwrap();
+    assert_ne!(server.command(&["PUBSUB", "NUMPAT"]), before);
+    drop(pattern);
+    same_glob.unsubscribe().await.unwrap();
+    assert_eq!(server.command(&["PUBSUB", "NUMPAT"]), before);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_prefix_is_on_the_wire_and_escaped_in_globs() {
+    let server = RedisServer::start();
+    let bus = bus(&server, "app[1]:").await;
+    let mut sub = bus.topic("changed_task.*").subscribe().await.unwrap();
+    let (_cli, mut lines) =
+        redis_cli_subscriber(&server, &["SUBSCRIBE", "app[1]:changed_task.alice"]).await;
+    bus.topic("changed_task.alice")
+        .publish_message(Message::new("x"))
+        .await
+        .unwrap();
+    for expected in ["message", "app[1]:changed_task.alice", "x"] {
+        let line = within("redis-cli", lines.next_line()).await.unwrap();
+        assert_eq!(line.as_deref(), Some(expected));
+    }
+    let d = next_item(&mut sub, "prefixed").await.unwrap();
+    assert_eq!(d.topic(), "changed_task.alice");
+
+    // `[1]` is literal: `app1:` is another application's channel.
+    redis_cli(
+        &server,
+        &["PUBLISH", "app1:changed_task.bob", "not ours"],
+        b"",
+    )
+    .await;
+    redis_cli(
+        &server,
+        &["PUBLISH", "app[1]:changed_task.bob", "ours"],
+        b"",
+    )
+    .await;
+    let d = next_item(&mut sub, "escaped glob").await.unwrap();
+    assert_eq!(d.payload().as_ref(), b"ours");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn groups_are_unsupported_with_a_way_out() {
+    let server = RedisServer::start();
+    let bus = bus(&server, "").await;
+    let err = bus
+        .topic("git.file.get")
+        .subscribe_with(SubscribeOptions::new().group("git-agents"))
+        .await
+        .expect_err("no groups in Redis PubSub");
+    let Error::Unsupported(text) = err else {
+        panic!("{err:?}")
+    };
+    assert!(text.contains("pubsub-amqp"), "{text}");
+}
