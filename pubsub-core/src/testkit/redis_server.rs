@@ -12,8 +12,9 @@
 //!
 //! Every server of a `RedisServer` runs in the process group of a watchdog shell that
 //! holds the other end of a pipe from the test process: when the test process exits,
-//! however it exits, the pipe closes and the watchdog kills the group. That is what
-//! cleans up servers kept in a `static`, which are never dropped.
+//! however it exits, the pipe closes and the watchdog kills the group and removes the
+//! server's log. That is what cleans up servers kept in a `static`, which are never
+//! dropped.
 
 use std::io::{Read, Write};
 use std::net::{TcpListener, TcpStream};
@@ -77,9 +78,11 @@ impl RedisServer {
         .map(|s| s.to_string())
         .collect();
         args.extend(extra_args.iter().map(|s| s.to_string()));
+        let log = std::env::temp_dir().join(format!("pubsub-redis-{port}.log"));
         let mut watchdog = Command::new("sh")
             .arg("-c")
-            .arg(r#"cat >/dev/null; kill -KILL "-$$""#)
+            .arg(r#"cat >/dev/null; rm -f "$0"; kill -KILL "-$$""#)
+            .arg(&log)
             .stdin(Stdio::piped())
             .stdout(Stdio::null())
             .process_group(0)
@@ -89,7 +92,7 @@ impl RedisServer {
         let server = RedisServer {
             port,
             args,
-            log: std::env::temp_dir().join(format!("pubsub-redis-{port}.log")),
+            log,
             group: i32::try_from(watchdog.id()).expect("pid fits i32"),
             server: Mutex::new(None),
             watchdog_pipe: Mutex::new(Some(pipe)),
