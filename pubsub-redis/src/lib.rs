@@ -16,7 +16,8 @@
 //! - **Faults**: a lost connection is re-established with capped exponential backoff;
 //!   the subscriber connection resubscribes everything and puts one
 //!   [`Error::Gap`](pubsub_core::Error::Gap) item on every subscription. Publishes wait
-//!   through an outage (and until the bus's subscriptions are back) up to the publish
+//!   through an outage, and while the bus's subscriptions wait for their connection
+//!   (at start or after an outage) so that they reach them, up to the publish
 //!   timeout. A publish that failed on a broken connection is sent again, so a
 //!   message may arrive twice around an outage.
 //! - **Groups** are [`Error::Unsupported`](pubsub_core::Error::Unsupported): Redis

@@ -51,6 +51,8 @@ struct Registry {
     globs: HashMap<String, Vec<Entry>>,
     next_id: u64,
     closed: bool,
+    /// The driver has a connection with every key subscribed.
+    live: bool,
 }
 
 impl Registry {
@@ -91,8 +93,9 @@ struct Shared {
     raw: bool,
     /// The number of the newest connection, so that the end of an older one is ignored.
     generation: AtomicU64,
-    /// False while subscriptions wait for a reconnection: publishes wait too, so that
-    /// what they publish reaches them.
+    /// False while subscriptions wait for the connection (the first one or a
+    /// reconnection): publishes wait too, so that what they publish reaches them.
+    /// Changed only with the registry locked, so that it agrees with it.
     ready: watch::Sender<bool>,
     closed: watch::Sender<bool>,
 }
@@ -198,6 +201,9 @@ impl Subscriber {
             let (map, name) = registry.map(&key);
             let entry = Entry { id, filter, sender };
             map.entry(name.to_owned()).or_default().push(entry);
+            if !registry.live {
+                self.shared.ready.send_replace(false);
+            }
             id
         };
         // From here on, dropping the registration undoes the subscription.
@@ -299,6 +305,10 @@ impl Drop for Registration {
                 map.remove(name);
             }
         }
+        if registry.is_empty() {
+            // Nobody waits for the connection any more, so publishes need not either.
+            self.shared.ready.send_replace(true);
+        }
         drop(registry);
         let _ = self.commands.send(Command::Release(self.key.clone()));
     }
@@ -332,11 +342,16 @@ impl AsyncPushSender for Router {
             }
             PushKind::Disconnection => {
                 let current = self.shared.generation.load(Ordering::Acquire) == self.generation;
-                if current && !self.shared.registry().is_empty() {
-                    // At once, not when the driver gets to it: publishes must wait
-                    // from now on.
-                    self.shared.ready.send_replace(false);
+                let mut registry = self.shared.registry();
+                if current {
+                    registry.live = false;
+                    if !registry.is_empty() {
+                        // At once, not when the driver gets to it: publishes must wait
+                        // from now on.
+                        self.shared.ready.send_replace(false);
+                    }
                 }
+                drop(registry);
                 if let Some(events) = self.events.upgrade() {
                     let _ = events.send(Command::Lost(self.generation));
                 }
@@ -453,7 +468,9 @@ impl Driver {
     fn lose(&mut self) {
         self.connection = None;
         self.active.clear();
-        if !self.shared.registry().is_empty() {
+        let mut registry = self.shared.registry();
+        registry.live = false;
+        if !registry.is_empty() {
             self.lost = true;
             self.shared.ready.send_replace(false);
         }
@@ -473,16 +490,20 @@ impl Driver {
                 Ok(connection) => {
                     self.active = keys.into_iter().collect();
                     self.connection = Some(connection.clone());
+                    let mut registry = self.shared.registry();
                     if std::mem::take(&mut self.lost) {
                         let reason: Arc<str> = Arc::from(
                             "the connection to Redis was lost and re-established; \
                              messages published in between may have been missed",
                         );
-                        for entry in self.shared.registry().entries() {
+                        for entry in registry.entries() {
                             let _ = entry.sender.send(Item::Gap(Arc::clone(&reason)));
                         }
                         tracing::info!("redis subscriber connection re-established");
                     }
+                    // Keys registered while this connection was opened are not on it
+                    // yet, but their subscribe has not returned either.
+                    registry.live = true;
                     self.shared.ready.send_replace(true);
                     return Ok(connection);
                 }

@@ -57,28 +57,26 @@ async fn restart_while_10_000_messages_are_published() {
         .map(|s| tokio::spawn(collect_until_end(s)))
         .collect();
 
+    // The publisher that completes the 1000th publish kills the server on the spot
+    // (SIGKILL: a SIGTERM is acted on only at redis' next cron tick), so the other
+    // 9000 publishes are still to come, however the machine schedules the tasks.
     let published = Arc::new(AtomicUsize::new(0));
-    let restarted: Arc<Mutex<Option<Instant>>> = Arc::default();
+    let (killed, restart) = tokio::sync::oneshot::channel::<()>();
+    let killed = Arc::new(Mutex::new(Some(killed)));
     let restarter = {
-        let (server, published, restarted) = (server.clone(), published.clone(), restarted.clone());
+        let server = server.clone();
         tokio::spawn(async move {
-            while published.load(Ordering::Relaxed) < 1000 {
-                tokio::task::yield_now().await;
-            }
-            // SIGKILL: a SIGTERM is only acted on at redis' next cron tick, up to 100 ms
-            // later, by when the publishers may be done.
-            tokio::task::spawn_blocking(move || {
-                server.kill();
-                server.start_again();
-            })
-            .await
-            .unwrap();
-            *restarted.lock().unwrap() = Some(Instant::now());
+            restart.await.expect("the server was killed");
+            tokio::task::spawn_blocking(move || server.start_again())
+                .await
+                .unwrap();
+            Instant::now()
         })
     };
     let publishers: Vec<_> = (0..10)
         .map(|task| {
             let (bus, published) = (bus.clone(), published.clone());
+            let (server, killed) = (server.clone(), killed.clone());
             tokio::spawn(async move {
                 let mut done = Vec::new();
                 for seq in 0..1000 {
@@ -87,8 +85,11 @@ async fn restart_while_10_000_messages_are_published() {
                         .topic("load.run")
                         .publish_message(Message::new(text.clone()))
                         .await;
-                    published.fetch_add(1, Ordering::Relaxed);
                     done.push((text, result.is_ok(), Instant::now()));
+                    if published.fetch_add(1, Ordering::Relaxed) + 1 == 1000 {
+                        tokio::task::block_in_place(|| server.kill());
+                        let _ = killed.lock().unwrap().take().map(|k| k.send(()));
+                    }
                 }
                 done
             })
@@ -98,8 +99,7 @@ async fn restart_while_10_000_messages_are_published() {
     for p in publishers {
         outcomes.extend(within("publishers", p).await.unwrap());
     }
-    within("restart", restarter).await.unwrap();
-    let restarted = restarted.lock().unwrap().expect("restarted");
+    let restarted = within("restart", restarter).await.unwrap();
     bus.topic("load.run")
         .publish_message(Message::new("end"))
         .await
@@ -215,19 +215,27 @@ async fn lazy_connect_keeps_what_was_asked_before_the_broker_came() {
     let server = RedisServer::start();
     server.kill();
     let bus = PubSub::new(RedisBackend::connect_lazy(&server.url()).unwrap());
+    // A subscribe, then a publish, both before the broker is there (ESN's start-up).
     let topic = bus.topic("early.bird");
-    let subscribing = tokio::spawn(async move { topic.subscribe().await });
+    let mut subscribing = Box::pin(topic.subscribe());
+    assert!(futures::poll!(&mut subscribing).is_pending());
+    let publishing = {
+        let bus = bus.clone();
+        tokio::spawn(async move {
+            let message = Message::new("published before the broker came");
+            bus.topic("early.bird").publish_message(message).await
+        })
+    };
     server.start_again();
     let mut sub = within("lazy subscribe", subscribing)
         .await
-        .unwrap()
         .expect("subscribed");
-    bus.topic("early.bird")
-        .publish_message(Message::new("hi"))
+    within("lazy publish", publishing)
         .await
-        .expect("publish");
+        .unwrap()
+        .expect("published");
     let d = next_item(&mut sub, "lazy").await.expect("a delivery");
-    assert_eq!(d.payload().as_ref(), b"hi");
+    assert_eq!(d.payload().as_ref(), b"published before the broker came");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
