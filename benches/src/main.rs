@@ -64,6 +64,7 @@ async fn compare(args: Args) -> BenchResult<()> {
     } else {
         Scale::FULL
     };
+    let machine = report::Machine::here();
     let brokers = backends::Brokers {
         redis: args.redis_url.clone(),
         amqp: args.amqp_url.clone(),
@@ -87,11 +88,18 @@ async fn compare(args: Args) -> BenchResult<()> {
         verdicts.extend(report::judge(&rows, backend.name, &backend.targets));
     }
     print!("{}", report::markdown(&rows, &verdicts));
+    println!(
+        "\n{} ({} cores), load average {:.1} at the start; {}",
+        machine.cpu,
+        machine.cores,
+        machine.load_average,
+        std::env::args().collect::<Vec<_>>().join(" ")
+    );
     std::fs::create_dir_all(&args.out)?;
     let json = args.out.join("results.json");
     let results = Results {
         command: std::env::args().collect::<Vec<_>>().join(" "),
-        machine: report::Machine::here(),
+        machine,
         scale,
         rows: &rows,
         targets: &verdicts,
@@ -143,7 +151,7 @@ async fn compare_one(backend: &Backend, workload: Workload, scale: Scale) -> Vec
         .map(|(contender, result)| {
             let (outcome, rounds, note) = match result {
                 Ok(mut outcomes) => {
-                    outcomes.sort_by(|a, b| a.msg_per_s.total_cmp(&b.msg_per_s));
+                    outcomes.sort_by(|a, b| workload.ranking(a).total_cmp(&workload.ranking(b)));
                     let rounds = outcomes.iter().map(|o| o.msg_per_s).collect();
                     (outcomes.get(outcomes.len() / 2).cloned(), rounds, None)
                 }

@@ -102,6 +102,21 @@ pub fn resident_bytes() -> BenchResult<u64> {
     Ok(kib * 1024)
 }
 
+/// Gives memory that earlier runs freed back to the system, so that what a run
+/// allocates shows as growth of resident memory instead of reusing the free heap.
+pub fn release_free_memory() {
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    {
+        extern "C" {
+            fn malloc_trim(pad: usize) -> std::ffi::c_int;
+        }
+        // SAFETY: glibc's malloc_trim takes no pointers and may be called at any time.
+        unsafe {
+            malloc_trim(0);
+        }
+    }
+}
+
 /// Throughput figures of `messages` messages of `payload` bytes, each delivered
 /// `copies` times, in `elapsed`.
 pub fn throughput(messages: u64, copies: u64, payload: usize, elapsed: Duration) -> Outcome {

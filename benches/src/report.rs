@@ -22,7 +22,7 @@ pub struct Row {
     pub raw: bool,
     /// The figures of the median round, or `None` (n/a or failed, see `note`).
     pub outcome: Option<Outcome>,
-    /// Throughput of every round, lowest first.
+    /// Throughput of every round, in the order of the median's ranking.
     pub rounds_msg_per_s: Vec<f64>,
     /// Why there are no figures.
     pub note: Option<String>,
@@ -189,9 +189,9 @@ pub fn markdown(rows: &[Row], verdicts: &[Verdict]) -> String {
                         .as_ref()
                         .map_or("".into(), |l| format!("{:.1}", f(l)))
                 };
-                let _ = write!(
+                let _ = writeln!(
                     out,
-                    "| {} | {:.1} | {} | {} | {} | {} | {} | {} |\n",
+                    "| {} | {:.1} | {} | {} | {} | {} | {} | {} |",
                     figure(o.msg_per_s),
                     o.mib_per_s,
                     lat(|l| l.p50),
@@ -265,6 +265,9 @@ pub struct Machine {
     pub cores: usize,
     /// Kernel release.
     pub kernel: String,
+    /// 1-minute load average when the run started: other work on the machine
+    /// shows in the tails.
+    pub load_average: f64,
 }
 
 impl Machine {
@@ -279,6 +282,11 @@ impl Machine {
                 .unwrap_or_default(),
             cores: std::thread::available_parallelism().map_or(1, |n| n.get()),
             kernel: read("/proc/sys/kernel/osrelease").trim().to_owned(),
+            load_average: read("/proc/loadavg")
+                .split_whitespace()
+                .next()
+                .and_then(|l| l.parse().ok())
+                .unwrap_or(0.0),
         }
     }
 }
