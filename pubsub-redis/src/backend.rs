@@ -107,7 +107,10 @@ impl RedisBackend {
         if self.closed.load(Ordering::Acquire) {
             return Err(Error::Closed);
         }
-        let channel = format!("{}{}", self.prefix, message.topic());
+        let channel = match self.prefix.is_empty() {
+            true => std::borrow::Cow::Borrowed(message.topic()),
+            false => std::borrow::Cow::Owned(format!("{}{}", self.prefix, message.topic())),
+        };
         let payload = envelope::encode(message, self.raw);
         let deadline = Instant::now() + self.publish_timeout;
         let mut backoff = self.backoff.clone();
