@@ -33,7 +33,9 @@ pub(crate) struct Shared {
 /// A connection and its publishing channel.
 pub(crate) struct Live {
     pub(crate) connection: Connection,
-    publisher: Mutex<Publisher>,
+    publisher: std::sync::Mutex<Publisher>,
+    /// Serialises declaring exchanges and replacing the channel.
+    declaring: Mutex<()>,
     /// How many times lapin re-established the connection: each time, broadcast
     /// subscriptions may have missed messages.
     reconnects: Arc<watch::Sender<u64>>,
@@ -72,6 +74,26 @@ struct Publisher {
     channel: Channel,
     /// Exchanges declared on `channel`, so lapin re-declares them on recovery.
     exchanges: HashSet<String>,
+}
+
+impl Publisher {
+    /// The channel, if it needs no replacing and `exchange` is declared on it.
+    fn ready(&self, exchange: &str, connection: &Connection) -> Option<Channel> {
+        let declared = exchange.is_empty() || self.exchanges.contains(exchange);
+        (declared && usable(&self.channel, connection)).then(|| self.channel.clone())
+    }
+}
+
+/// Open, or being recovered by lapin along with its connection.
+fn usable(channel: &Channel, connection: &Connection) -> bool {
+    let status = channel.status();
+    status.connected() || status.reconnecting() || connection.status().reconnecting()
+}
+
+fn lock<T>(mutex: &std::sync::Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    mutex
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
 }
 
 impl Shared {
@@ -170,10 +192,11 @@ impl Shared {
         ));
         Ok(Live {
             connection,
-            publisher: Mutex::new(Publisher {
+            publisher: std::sync::Mutex::new(Publisher {
                 channel,
                 exchanges: HashSet::new(),
             }),
+            declaring: Mutex::new(()),
             reconnects,
             _watcher: AbortOnDrop(watcher),
         })
@@ -198,18 +221,28 @@ impl Shared {
     /// for the caller to wait on.
     pub(crate) async fn publisher(&self, exchange: &str, kind: ExchangeKind) -> Result<Channel> {
         let live = self.live().await?;
-        let mut publisher = live.publisher.lock().await;
-        let status = publisher.channel.status();
-        if !status.connected() && !status.reconnecting() && !live.connection.status().reconnecting()
-        {
-            publisher.channel = self.publishing_channel(&live.connection).await?;
-            publisher.exchanges.clear();
+        // Every publish passes here: the common case takes a short lock and no await.
+        if let Some(channel) = lock(&live.publisher).ready(exchange, &live.connection) {
+            return Ok(channel);
         }
-        if !publisher.exchanges.contains(exchange) && !exchange.is_empty() {
-            declare_exchange(&publisher.channel, exchange, kind).await?;
-            publisher.exchanges.insert(exchange.to_owned());
+        let _one_at_a_time = live.declaring.lock().await;
+        let (mut channel, mut declared) = {
+            let publisher = lock(&live.publisher);
+            (publisher.channel.clone(), publisher.exchanges.clone())
+        };
+        if !usable(&channel, &live.connection) {
+            channel = self.publishing_channel(&live.connection).await?;
+            declared.clear();
         }
-        Ok(publisher.channel.clone())
+        if !exchange.is_empty() && !declared.contains(exchange) {
+            declare_exchange(&channel, exchange, kind).await?;
+            declared.insert(exchange.to_owned());
+        }
+        *lock(&live.publisher) = Publisher {
+            channel: channel.clone(),
+            exchanges: declared,
+        };
+        Ok(channel)
     }
 
     /// Closes the connection: consumers are cancelled and their streams end.
