@@ -228,3 +228,30 @@ async fn esn_fanout_per_topic_works_both_ways_with_pika() {
     );
     assert_eq!(from_pika.topic(), topic);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_group_joins_a_priority_queue_that_pika_declared() {
+    let url = server().await.url();
+    let bus = PubSub::new(
+        AmqpBackend::builder(&url)
+            .max_priority(5)
+            .connect()
+            .await
+            .expect("connect"),
+    );
+    let (group, topic) = (unique("infrahub.rpcs"), unique("git.repo"));
+    let queue = format!("{group}@pubsub/{topic}");
+    let script =
+        "ch.queue_declare(queue=sys.argv[2], durable=True, arguments={'x-max-priority': 5})\n\
+        conn.close()\n";
+    finish(pika(script, &[&url, &queue])).await;
+    let mut member = bus
+        .topic(&topic)
+        .subscribe_group(&group)
+        .await
+        .expect("join pika's queue");
+    bus.topic(&topic).publish(&"job").await.expect("publish");
+    let d = next(&mut member, "job").await;
+    assert_eq!(d.json::<String>().unwrap(), "job");
+    d.ack().await.expect("ack");
+}
