@@ -4,7 +4,6 @@
 
 use std::time::Duration;
 
-use futures::StreamExt;
 use pubsub_core::{Delivery, Event, Message, PubSub};
 use serde::{Deserialize, Serialize};
 
