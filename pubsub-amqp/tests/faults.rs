@@ -377,3 +377,47 @@ async fn conflicting_queue_arguments_are_a_clear_error_that_poisons_nothing() {
     assert_eq!(d.json::<String>().unwrap(), "still fine");
     d.ack().await.expect("ack");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_lazy_bus_publishes_once_the_broker_comes_up() {
+    let _serial = SERIAL.lock().await;
+    let url = server().await.url();
+    let (topic, group) = (unique("fault.lazy"), unique("g"));
+    // The group's durable queue exists before the outage and survives it.
+    bus()
+        .await
+        .topic(&topic)
+        .subscribe_group(&group)
+        .await
+        .expect("subscribe_group")
+        .unsubscribe()
+        .await
+        .expect("unsubscribe");
+
+    blocking(|s| s.stop()).await;
+    let lazy = PubSub::new(
+        AmqpBackend::builder(&url)
+            .connect_timeout(Duration::from_secs(2))
+            .publish_timeout(Duration::from_secs(60))
+            .connect_lazy()
+            .expect("a lazy backend needs no broker"),
+    );
+    let early = {
+        let topic = lazy.topic(&topic);
+        tokio::spawn(async move { topic.publish(&"early").await })
+    };
+    blocking(|s| s.start_again()).await;
+    early
+        .await
+        .expect("publish task")
+        .expect("the publish waited for the broker");
+
+    let mut member = lazy
+        .topic(&topic)
+        .subscribe_group(&group)
+        .await
+        .expect("subscribe_group");
+    let d = next(&mut member, "the early message").await;
+    assert_eq!(d.json::<String>().unwrap(), "early");
+    d.ack().await.expect("ack");
+}
