@@ -111,7 +111,7 @@ impl RedisBackend {
             true => std::borrow::Cow::Borrowed(message.topic()),
             false => std::borrow::Cow::Owned(format!("{}{}", self.prefix, message.topic())),
         };
-        let payload = envelope::encode(message, self.raw);
+        let payload = envelope::encode(message, self.raw)?;
         let deadline = Instant::now() + self.publish_timeout;
         let mut backoff = self.backoff.clone();
         loop {

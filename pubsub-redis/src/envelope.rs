@@ -1,6 +1,6 @@
 //! The envelope that carries headers, id and priority (the format is in the crate docs).
 
-use pubsub_core::{Bytes, Message, MAX_PRIORITY};
+use pubsub_core::{Bytes, Error, Message, Result, MAX_PRIORITY};
 use serde::{Deserialize, Serialize};
 
 const MAGIC: [u8; 4] = [0x00, b'P', b'S', 0x01];
@@ -24,14 +24,14 @@ fn is_zero(priority: &u8) -> bool {
 
 /// The bytes to publish for `message`: the bare payload when that says it all (or in
 /// raw mode), the envelope otherwise.
-pub(crate) fn encode(message: &Message, raw: bool) -> Bytes {
+pub(crate) fn encode(message: &Message, raw: bool) -> Result<Bytes> {
     let payload = message.payload();
     let bare = !message.has_headers()
         && message.id().is_none()
         && message.priority() == 0
         && !payload.starts_with(&MAGIC);
     if raw || bare {
-        return payload.clone();
+        return Ok(payload.clone());
     }
     let meta = Meta {
         headers: message
@@ -41,9 +41,12 @@ pub(crate) fn encode(message: &Message, raw: bool) -> Bytes {
         id: message.id().map(str::to_owned),
         priority: message.priority(),
     };
-    let meta = serde_json::to_vec(&meta).expect("strings and a number always serialize");
+    let meta = serde_json::to_vec(&meta).map_err(Error::Encode)?;
     let len = u32::try_from(meta.len())
-        .expect("metadata fits 4 GiB")
+        .map_err(|_| Error::PayloadTooLarge {
+            size: meta.len(),
+            limit: u32::MAX as usize,
+        })?
         .to_be_bytes();
     let mut crc = crc32fast::Hasher::new();
     crc.update(&len);
@@ -54,7 +57,7 @@ pub(crate) fn encode(message: &Message, raw: bool) -> Bytes {
     out.extend_from_slice(&len);
     out.extend_from_slice(&meta);
     out.extend_from_slice(payload);
-    out.into()
+    Ok(out.into())
 }
 
 /// The message carried by `bytes`: an envelope's content if `bytes` is a valid
@@ -100,13 +103,13 @@ mod tests {
     use super::*;
 
     fn round_trip(message: &Message) -> Message {
-        decode(encode(message, false), false)
+        decode(encode(message, false).unwrap(), false)
     }
 
     #[test]
     fn plain_messages_go_bare() {
         let m = Message::new("{\"a\":1}");
-        assert_eq!(encode(&m, false), m.payload());
+        assert_eq!(&encode(&m, false).unwrap(), m.payload());
     }
 
     #[test]
@@ -128,14 +131,14 @@ mod tests {
     #[test]
     fn raw_mode_sends_and_reads_bare_payloads() {
         let m = Message::new("body").with_header("k", "v");
-        assert_eq!(encode(&m, true), "body".as_bytes());
-        let enveloped = encode(&m, false);
+        assert_eq!(encode(&m, true).unwrap(), "body".as_bytes());
+        let enveloped = encode(&m, false).unwrap();
         assert_eq!(decode(enveloped.clone(), true).payload(), &enveloped);
     }
 
     #[test]
     fn payloads_that_look_like_an_envelope_arrive_unchanged() {
-        let real = encode(&Message::new("x").with_header("k", "v"), false);
+        let real = encode(&Message::new("x").with_header("k", "v"), false).unwrap();
         let lookalikes: Vec<Bytes> = vec![
             Bytes::from_static(&MAGIC),
             Bytes::from_static(b"\x00PS\x01\x00\x00\x00\x00\x00\x00\x00\x02{}"),
