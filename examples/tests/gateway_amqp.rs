@@ -40,18 +40,31 @@ async fn publisher(node: &RabbitServer, exchange: &str) -> PubSub {
     PubSub::new(backend.exchange(exchange))
 }
 
+/// What every test starts with: the broker to itself, a gateway on it, a name for
+/// this run, and a client bound to `wf` `task.<run>.#`.
+async fn setup() -> (
+    tokio::sync::MutexGuard<'static, ()>,
+    &'static RabbitServer,
+    Gateway,
+    String,
+    gateway_support::Client,
+) {
+    let serial = SERIAL.lock().await;
+    let node = node().await;
+    let gw = Gateway::start_on(&node.url(), EXCHANGES);
+    let run = unique("run").replace('.', "_");
+    let mut client = gw.connect(&alice()).await;
+    client.bound("wf", &format!("task.{run}.#")).await;
+    (serial, node, gw, run, client)
+}
+
 fn alice() -> String {
     token(json!({"sub": "alice", "gids": ["1"]}))
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn messages_from_rabbitmq_exchanges_are_relayed_under_the_same_policies() {
-    let _serial = SERIAL.lock().await;
-    let node = node().await;
-    let gw = Gateway::start_on(&node.url(), EXCHANGES);
-    let run = unique("run").replace('.', "_");
-    let mut client = gw.connect(&alice()).await;
-    client.bound("wf", &format!("task.{run}.#")).await;
+    let (_serial, node, gw, run, mut client) = setup().await;
     client.bound("instance", &format!("1.{run}.#")).await;
     client
         .refused("instance", &format!("9.{run}.#"), "denied")
@@ -104,12 +117,7 @@ fn bound_keys(node: &RabbitServer, exchange: &str) -> Vec<String> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn closing_the_socket_deletes_its_queues_on_the_broker() {
-    let _serial = SERIAL.lock().await;
-    let node = node().await;
-    let gw = Gateway::start_on(&node.url(), EXCHANGES);
-    let run = unique("run").replace('.', "_");
-    let mut client = gw.connect(&alice()).await;
-    client.bound("wf", &format!("task.{run}.#")).await;
+    let (_serial, node, gw, run, client) = setup().await;
     let keys = tokio::task::spawn_blocking(move || bound_keys(node, "wf"))
         .await
         .expect("list_bindings");
@@ -143,12 +151,7 @@ async fn closing_the_socket_deletes_its_queues_on_the_broker() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_gateway_tells_clients_about_a_broker_restart_and_goes_on() {
-    let _serial = SERIAL.lock().await;
-    let node = node().await;
-    let gw = Gateway::start_on(&node.url(), EXCHANGES);
-    let run = unique("run").replace('.', "_");
-    let mut client = gw.connect(&alice()).await;
-    client.bound("wf", &format!("task.{run}.#")).await;
+    let (_serial, node, gw, run, mut client) = setup().await;
 
     tokio::task::spawn_blocking(move || node.restart())
         .await

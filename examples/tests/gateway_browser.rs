@@ -108,6 +108,11 @@ async fn wait_text(browser: &Client, id: &str, done: impl Fn(&str) -> bool) -> S
     }
 }
 
+async fn click(browser: &Client, what: Locator<'_>) {
+    let element = browser.find(what).await.expect("the element to click");
+    element.click().await.expect("click");
+}
+
 async fn fill(browser: &Client, id: &str, value: &str) {
     let field = browser.find(Locator::Id(id)).await.expect("the field");
     field.clear().await.expect("clear");
@@ -126,24 +131,12 @@ async fn the_demo_page_binds_and_shows_a_published_message() {
         .goto(&gw.url(&format!("/?jwt={alice}")))
         .await
         .expect("open the demo page");
-    browser
-        .find(Locator::Id("connect"))
-        .await
-        .expect("the connect button")
-        .click()
-        .await
-        .expect("click connect");
+    click(&browser, Locator::Id("connect")).await;
     wait_text(&browser, "status", |s| s == "connected").await;
 
     fill(&browser, "ex", "public").await;
     fill(&browser, "key", "browser.#").await;
-    browser
-        .find(Locator::Id("bind"))
-        .await
-        .expect("the bind button")
-        .click()
-        .await
-        .expect("click bind");
+    click(&browser, Locator::Id("bind")).await;
     wait_text(&browser, "status", |s| s == "bound public:browser.#").await;
 
     gw.publish("public", "browser.hello", json!({"text": "hello, browser"}))
@@ -155,21 +148,9 @@ async fn the_demo_page_binds_and_shows_a_published_message() {
     );
 
     // The same page over Server-Sent Events: binding opens the stream.
-    browser
-        .find(Locator::Css("#transport option[value=sse]"))
-        .await
-        .expect("the SSE option")
-        .click()
-        .await
-        .expect("choose SSE");
+    click(&browser, Locator::Css("#transport option[value=sse]")).await;
     fill(&browser, "key", "sse.#").await;
-    browser
-        .find(Locator::Id("bind"))
-        .await
-        .expect("the bind button")
-        .click()
-        .await
-        .expect("click bind");
+    click(&browser, Locator::Id("bind")).await;
     wait_text(&browser, "status", |s| s == "bound public:sse.#").await;
     gw.publish("public", "sse.hello", json!("hello over SSE"))
         .await;

@@ -90,7 +90,7 @@ async fn sse_relays_the_websocket_frames_and_sends_heartbeats() {
     let gw = Gateway::start(CONFIG);
     let query = format!("jwt={}&bind=public:task.%23&bind=instance:9.%23", alice());
     let mut events = Events::open(&gw, &query).await;
-    let mut first = vec![events.data().await, events.data().await];
+    let mut first = [events.data().await, events.data().await];
     first.sort_by_key(|f| f.get("error").is_some());
     assert_eq!(
         first[0],
