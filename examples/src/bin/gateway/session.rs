@@ -126,6 +126,8 @@ impl Bind {
             }
         };
         let _live = state.subscriptions.hold();
+        // An unsubscribe that fails has nobody left to tell: the client is gone, and
+        // the broker drops what it held with the channel.
         if self.closed.is_cancelled() {
             let _ = subscription.unsubscribe().await;
             return;
