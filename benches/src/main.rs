@@ -108,7 +108,12 @@ async fn compare(args: Args) -> BenchResult<()> {
     let svg = args.out.join("chart.svg");
     chart::draw(&rows, &svg)?;
     eprintln!("wrote {} and {}", json.display(), svg.display());
-    Ok(())
+    // A smoke test must fail when a run did, not hide it in a table cell.
+    let failed = rows.iter().filter(|r| r.failed).count();
+    match failed {
+        0 => Ok(()),
+        n => Err(format!("{n} runs failed; see the table").into()),
+    }
 }
 
 /// Runs one workload on every contender of a backend, in alternating rounds so that
@@ -157,6 +162,7 @@ async fn compare_one(backend: &Backend, workload: Workload, scale: Scale) -> Vec
                 }
                 Err(note) => (None, Vec::new(), Some(note)),
             };
+            let failed = note.as_ref().is_some_and(|n| n.starts_with("failed"));
             Row {
                 backend: backend.name,
                 workload,
@@ -166,6 +172,7 @@ async fn compare_one(backend: &Backend, workload: Workload, scale: Scale) -> Vec
                 outcome,
                 rounds_msg_per_s: rounds,
                 note,
+                failed,
             }
         })
         .collect()

@@ -26,6 +26,8 @@ pub struct Row {
     pub rounds_msg_per_s: Vec<f64>,
     /// Why there are no figures.
     pub note: Option<String>,
+    /// Whether the run failed (rather than the client lacking the feature).
+    pub failed: bool,
 }
 
 /// A figure the issue asks a backend to reach.
