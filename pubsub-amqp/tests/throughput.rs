@@ -1,6 +1,6 @@
 //! A first throughput figure: confirmed publishes through this crate against raw
 //! lapin with the same settings (one confirm channel, persistent messages, a topic
-//! exchange with one bound queue, the same number of publishes in flight), on one
+//! exchange with one bound durable priority queue, the same number of publishes in flight), on one
 //! private RabbitMQ node in one run. Ignored by default; run it with
 //! `cargo test --release -p pubsub-amqp --test throughput -- --ignored --nocapture`.
 
@@ -12,7 +12,7 @@ use lapin::options::{
     BasicPublishOptions, ConfirmSelectOptions, ExchangeDeclareOptions, QueueBindOptions,
     QueueDeclareOptions,
 };
-use lapin::types::FieldTable;
+use lapin::types::{AMQPValue, FieldTable};
 use lapin::{BasicProperties, Connection, ConnectionProperties, ExchangeKind};
 use pubsub_amqp::AmqpBackend;
 use pubsub_core::testkit::rabbitmq_server::RabbitServer;
@@ -56,12 +56,15 @@ async fn confirmed_publish_throughput_against_raw_lapin() {
         )
         .await
         .unwrap();
+    // The same queue as a group's: durable, with x-max-priority 9.
+    let mut priorities = FieldTable::default();
+    priorities.insert("x-max-priority".into(), AMQPValue::ShortShortUInt(9));
     let queue = QueueDeclareOptions {
         durable: true,
         ..Default::default()
     };
     channel
-        .queue_declare("raw.sink".into(), queue, FieldTable::default())
+        .queue_declare("raw.sink".into(), queue, priorities)
         .await
         .unwrap();
     channel
@@ -120,6 +123,28 @@ async fn confirmed_publish_throughput_against_raw_lapin() {
     .await;
     let ours = started.elapsed();
 
+    // Request/reply through the core's generic inbox (a broadcast reply queue).
+    let mut responder = bus.topic("bench.echo").subscribe().await.unwrap();
+    tokio::spawn(async move {
+        while let Some(Ok(request)) = responder.next().await {
+            let _ = request.reply(&"pong").await;
+        }
+    });
+    let requests = 1000u32;
+    let started = Instant::now();
+    for _ in 0..requests {
+        let _: String = bus
+            .topic("bench.echo")
+            .request(&"ping", Duration::from_secs(5))
+            .await
+            .unwrap();
+    }
+    let round_trip = started.elapsed() / requests;
+
+    eprintln!(
+        "{requests} sequential requests: {round_trip:?} per round trip (confirmed request \
+         and reply)"
+    );
     eprintln!(
         "{MESSAGES} confirmed persistent publishes of {PAYLOAD} B, {IN_FLIGHT} in flight: \
          raw lapin {:.0} msg/s, pubsub-amqp {:.0} msg/s ({:.0}%)",
