@@ -150,6 +150,15 @@ impl SubscribeOptions {
     }
 }
 
+/// What [`Backend::publish_now`] did with a message.
+#[derive(Debug)]
+pub enum PublishNow {
+    /// Published (or refused) at once; this is the outcome.
+    Done(Result<()>),
+    /// Not published: it needs I/O, so the bus awaits [`Backend::publish`] with it.
+    Later(Message),
+}
+
 /// A broker, seen through the few operations every broker shares.
 ///
 /// Backends are small translations to their broker; [`PubSub`](crate::PubSub) builds
@@ -203,6 +212,14 @@ pub trait Backend: Send + Sync + std::fmt::Debug + 'static {
 
     /// Publishes `message` to `message.topic()`. `Ok` means the broker accepted it.
     async fn publish(&self, message: Message) -> Result<()>;
+
+    /// Publishes without awaiting, where the backend can do so at once (an in-process
+    /// bus); hands the message back otherwise. The bus tries this before
+    /// [`publish`](Self::publish): it spares the boxed future of an async trait call
+    /// on every publish.
+    fn publish_now(&self, message: Message) -> PublishNow {
+        PublishNow::Later(message)
+    }
 
     /// Publishes like [`publish`](Self::publish), but fails with
     /// [`Error::NoResponders`](crate::Error::NoResponders) where the backend can tell

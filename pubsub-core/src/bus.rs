@@ -6,6 +6,7 @@ use std::time::Duration;
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 
+use crate::backend::PublishNow;
 use crate::message::MAX_PRIORITY;
 use crate::request::Inbox;
 use crate::{name, Backend, Capabilities, Delivery, Error, Message, Result};
@@ -118,9 +119,11 @@ impl PubSub {
         }
         let message = message.with_topic(Arc::clone(topic));
         if mandatory {
-            self.backend.publish_mandatory(message).await
-        } else {
-            self.backend.publish(message).await
+            return self.backend.publish_mandatory(message).await;
+        }
+        match self.backend.publish_now(message) {
+            PublishNow::Done(outcome) => outcome,
+            PublishNow::Later(message) => self.backend.publish(message).await,
         }
     }
 }

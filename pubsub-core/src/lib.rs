@@ -51,7 +51,7 @@ mod subscription;
 #[cfg(feature = "testkit")]
 pub mod testkit;
 
-pub use backend::{Backend, Capabilities, SubscribeOptions};
+pub use backend::{Backend, Capabilities, PublishNow, SubscribeOptions};
 pub use bus::{PubSub, Topic, DEFAULT_MAX_PAYLOAD};
 pub use delivery::{Acker, Delivery};
 pub use error::{BoxError, Error, Result};

@@ -4,7 +4,7 @@ use std::sync::Arc;
 
 use async_trait::async_trait;
 
-use crate::{name, Backend, Capabilities, Error, Message, Result};
+use crate::{name, Backend, Capabilities, Error, Message, PublishNow, Result};
 use crate::{SubscribeOptions, Subscription};
 
 /// A backend whose topics all live under `<prefix>.`, so that several applications or
@@ -68,6 +68,22 @@ impl<B: Backend> Backend for Prefixed<B> {
     async fn publish(&self, message: Message) -> Result<()> {
         let topic = self.outer_to_inner(message.topic())?;
         self.inner.publish(message.with_topic(topic)).await
+    }
+
+    fn publish_now(&self, message: Message) -> PublishNow {
+        let topic = match self.outer_to_inner(message.topic()) {
+            Ok(topic) => topic,
+            Err(invalid) => return PublishNow::Done(Err(invalid)),
+        };
+        let outer = message.topic_arc().cloned();
+        match self.inner.publish_now(message.with_topic(topic)) {
+            // Handed back for `publish`, which adds the prefix itself.
+            PublishNow::Later(message) => match outer {
+                Some(outer) => PublishNow::Later(message.with_topic(outer)),
+                None => PublishNow::Later(message),
+            },
+            done => done,
+        }
     }
 
     async fn publish_mandatory(&self, message: Message) -> Result<()> {

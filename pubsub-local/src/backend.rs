@@ -3,7 +3,7 @@
 use std::sync::{Arc, RwLock, RwLockReadGuard, RwLockWriteGuard};
 
 use async_trait::async_trait;
-use pubsub_core::{Backend, Capabilities, Error, Message, Pattern, Result};
+use pubsub_core::{Backend, Capabilities, Error, Message, Pattern, PublishNow, Result};
 use pubsub_core::{SubscribeOptions, Subscription};
 
 use crate::broadcast::Channels;
@@ -116,7 +116,10 @@ impl LocalBackend {
         if state.closed {
             return Err(Error::Closed);
         }
-        let mut receivers = state.channels.send(&message);
+        if state.groups.is_empty() {
+            return Ok(state.channels.send(message));
+        }
+        let mut receivers = state.channels.send(message.clone());
         for queue in &state.groups {
             if queue.accepts(message.topic()) {
                 queue.push(message.clone())?;
@@ -137,6 +140,10 @@ impl Backend for LocalBackend {
             .patterns(true)
             .headers(true)
             .no_responders(true)
+    }
+
+    fn publish_now(&self, message: Message) -> PublishNow {
+        PublishNow::Done(self.deliver(message).map(drop))
     }
 
     async fn publish(&self, message: Message) -> Result<()> {

@@ -6,11 +6,10 @@ use std::pin::Pin;
 use std::sync::{Arc, Weak};
 use std::task::{Context, Poll};
 
-use futures::{Stream, StreamExt};
-use pubsub_core::{Delivery, Error, Message, Pattern, Subscription};
-use tokio::sync::broadcast;
-use tokio_stream::wrappers::errors::BroadcastStreamRecvError;
-use tokio_stream::wrappers::BroadcastStream;
+use futures::Stream;
+use pubsub_core::{Delivery, Error, Message, Pattern, Result, Subscription};
+use std::future::Future;
+use tokio::sync::broadcast::{self, error::RecvError, error::TryRecvError};
 
 use crate::backend::Shared;
 
@@ -32,15 +31,20 @@ pub(crate) struct Channels {
 impl Channels {
     /// Sends to every channel whose name or pattern matches; returns how many
     /// subscribers got the message.
-    pub(crate) fn send(&self, message: &Message) -> usize {
+    pub(crate) fn send(&self, message: Message) -> usize {
         let topic = message.topic();
-        let mut receivers = 0;
-        if let Some(channels) = self.names.get(topic) {
-            receivers += send_all(channels, message);
+        let named = self.names.get(topic).map_or(&[][..], Vec::as_slice);
+        // The common case, one channel and no patterns, takes the message without a copy.
+        if self.patterns.is_empty() {
+            return match named {
+                [only] => only.sender.send(message).unwrap_or(0),
+                _ => send_all(named, &message),
+            };
         }
+        let mut receivers = send_all(named, &message);
         for (pattern, channels) in &self.patterns {
             if pattern.matches(topic) {
-                receivers += send_all(channels, message);
+                receivers += send_all(channels, &message);
             }
         }
         receivers
@@ -105,28 +109,79 @@ pub(crate) fn subscription(
     pattern: Pattern,
     shared: Weak<Shared>,
 ) -> Subscription {
-    let stream = BroadcastStream::new(receiver).map(|item| match item {
-        Ok(message) => Ok(Delivery::new(message)),
-        Err(BroadcastStreamRecvError::Lagged(missed)) => Err(Error::Lagged { missed }),
-    });
-    Subscription::new(Registered {
-        stream,
+    Subscription::new(Receiving {
+        state: State::Ready(receiver),
         _registration: Registration { pattern, shared },
     })
 }
 
-/// A stream that keeps its registration until it is dropped. Fields drop in order, so
-/// the receiver is gone by the time the registration looks for idle channels.
-struct Registered<S> {
-    stream: S,
+/// A receiver as a stream. It takes what is buffered with `try_recv` and builds a
+/// waiting future only when the channel is empty, so a subscriber that is behind pays
+/// no allocation per message. Fields drop in order: the receiver is gone by the time
+/// the registration looks for idle channels.
+struct Receiving {
+    state: State,
     _registration: Registration,
 }
 
-impl<S: Stream + Unpin> Stream for Registered<S> {
-    type Item = S::Item;
+type Received = (
+    std::result::Result<Message, RecvError>,
+    broadcast::Receiver<Message>,
+);
 
-    fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<S::Item>> {
-        self.stream.poll_next_unpin(cx)
+enum State {
+    Ready(broadcast::Receiver<Message>),
+    Waiting(Pin<Box<dyn Future<Output = Received> + Send>>),
+    Ended,
+}
+
+fn item(received: std::result::Result<Message, RecvError>) -> Option<Result<Delivery>> {
+    match received {
+        Ok(message) => Some(Ok(Delivery::new(message))),
+        Err(RecvError::Lagged(missed)) => Some(Err(Error::Lagged { missed })),
+        Err(RecvError::Closed) => None,
+    }
+}
+
+impl Stream for Receiving {
+    type Item = Result<Delivery>;
+
+    fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
+        loop {
+            match std::mem::replace(&mut self.state, State::Ended) {
+                State::Ready(mut receiver) => match receiver.try_recv() {
+                    Err(TryRecvError::Empty) => {
+                        self.state =
+                            State::Waiting(Box::pin(
+                                async move { (receiver.recv().await, receiver) },
+                            ));
+                    }
+                    Err(TryRecvError::Lagged(missed)) => {
+                        self.state = State::Ready(receiver);
+                        return Poll::Ready(Some(Err(Error::Lagged { missed })));
+                    }
+                    Err(TryRecvError::Closed) => return Poll::Ready(None),
+                    Ok(message) => {
+                        self.state = State::Ready(receiver);
+                        return Poll::Ready(Some(Ok(Delivery::new(message))));
+                    }
+                },
+                State::Waiting(mut waiting) => match waiting.as_mut().poll(cx) {
+                    Poll::Pending => {
+                        self.state = State::Waiting(waiting);
+                        return Poll::Pending;
+                    }
+                    Poll::Ready((received, receiver)) => {
+                        let item = item(received);
+                        if item.is_some() {
+                            self.state = State::Ready(receiver);
+                        }
+                        return Poll::Ready(item);
+                    }
+                },
+                State::Ended => return Poll::Ready(None),
+            }
+        }
     }
 }
 
