@@ -24,7 +24,9 @@ struct Channel {
 /// publishes scan.
 #[derive(Debug, Default)]
 pub(crate) struct Channels {
-    names: HashMap<Arc<str>, Vec<Channel>>,
+    /// Keyed with foldhash: the topic is hashed on every publish, and SipHash's cost
+    /// showed in the profile; foldhash keeps a per-process seed against flooding.
+    names: HashMap<Arc<str>, Vec<Channel>, foldhash::fast::RandomState>,
     patterns: Vec<(Pattern, Vec<Channel>)>,
 }
 
