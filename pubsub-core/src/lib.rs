@@ -47,6 +47,7 @@ pub mod name;
 mod prefixed;
 mod request;
 mod subscription;
+mod sync;
 
 #[cfg(feature = "testkit")]
 pub mod testkit;

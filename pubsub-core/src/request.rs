@@ -2,12 +2,13 @@
 //! to their requests by correlation id.
 
 use std::collections::HashMap;
-use std::sync::{Arc, Mutex, PoisonError};
+use std::sync::{Arc, Mutex};
 
 use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
 
 use crate::message::{CORRELATION_ID, REPLY_TO};
+use crate::sync::lock;
 use crate::{Delivery, Error, Message, PubSub, Result};
 
 type Pending = Arc<Mutex<HashMap<String, oneshot::Sender<Delivery>>>>;
@@ -87,8 +88,4 @@ impl Drop for Forget<'_> {
     fn drop(&mut self) {
         lock(self.pending).remove(self.id);
     }
-}
-
-fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
-    mutex.lock().unwrap_or_else(PoisonError::into_inner)
 }

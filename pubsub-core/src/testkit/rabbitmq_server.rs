@@ -16,11 +16,13 @@
 //! watchdog kills the group and removes the data folder. That is what cleans up the
 //! shared node, which lives in a `static` and so is never dropped.
 
-use std::net::{TcpListener, TcpStream};
+use crate::sync::lock;
+use crate::testkit::support::free_ports;
+use std::net::TcpStream;
 use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::{Child, ChildStdin, Command, Output, Stdio};
-use std::sync::{Mutex, OnceLock, PoisonError};
+use std::sync::{Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
 const SERVER: &str = "/usr/lib/rabbitmq/bin/rabbitmq-server";
@@ -72,7 +74,7 @@ impl RabbitServer {
         let id = &uuid::Uuid::new_v4().simple().to_string()[..12];
         let dir = std::env::temp_dir().join(format!("pubsub-rabbit-{id}"));
         let node = format!("pubsub-{id}@localhost");
-        let [port, dist_port, epmd_port] = free_ports();
+        let [port, dist_port, epmd_port] = free_ports::<3>();
         for sub in ["mnesia", "log", "home"] {
             std::fs::create_dir_all(dir.join(sub)).expect("create the node's folders");
         }
@@ -282,19 +284,6 @@ impl Drop for RabbitServer {
     }
 }
 
-fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
-    mutex.lock().unwrap_or_else(PoisonError::into_inner)
-}
-
 fn write(path: &Path, text: &str) {
     std::fs::write(path, text).unwrap_or_else(|e| panic!("write {}: {e}", path.display()));
-}
-
-/// Three distinct free loopback ports (held together so they differ).
-fn free_ports() -> [u16; 3] {
-    let listeners: Vec<TcpListener> = (0..3)
-        .map(|_| TcpListener::bind("127.0.0.1:0").expect("bind a free port"))
-        .collect();
-    let port = |i: usize| listeners[i].local_addr().expect("local address").port();
-    [port(0), port(1), port(2)]
 }

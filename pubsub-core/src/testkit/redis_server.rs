@@ -16,12 +16,14 @@
 //! server's log. That is what cleans up servers kept in a `static`, which are never
 //! dropped.
 
+use crate::sync::lock;
+use crate::testkit::support::free_ports;
 use std::io::{Read, Write};
-use std::net::{TcpListener, TcpStream};
+use std::net::TcpStream;
 use std::os::unix::process::CommandExt;
 use std::path::PathBuf;
 use std::process::{Child, ChildStdin, Command, Stdio};
-use std::sync::{Mutex, PoisonError};
+use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 const SERVER: &str = "redis-server";
@@ -63,7 +65,7 @@ impl RedisServer {
                  redis-server package, or `apt-get install redis-server`"
             );
         }
-        let port = free_port();
+        let port = free_ports::<1>()[0];
         let mut args: Vec<String> = [
             "--port",
             &port.to_string(),
@@ -223,15 +225,4 @@ impl Drop for RedisServer {
         let _ = lock(&self.watchdog).wait();
         let _ = std::fs::remove_file(&self.log);
     }
-}
-
-fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
-    mutex.lock().unwrap_or_else(PoisonError::into_inner)
-}
-
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .expect("bind a free loopback port")
-        .port()
 }

@@ -62,3 +62,11 @@ pub async fn within<T>(what: &str, future: impl Future<Output = T>) -> T {
 pub fn text(delivery: &Delivery) -> String {
     String::from_utf8_lossy(delivery.payload()).into_owned()
 }
+
+/// `N` distinct free loopback ports for a private broker (held together so they differ).
+pub(crate) fn free_ports<const N: usize>() -> [u16; N] {
+    let listeners: Vec<std::net::TcpListener> = (0..N)
+        .map(|_| std::net::TcpListener::bind("127.0.0.1:0").expect("bind a free loopback port"))
+        .collect();
+    std::array::from_fn(|i| listeners[i].local_addr().expect("local address").port())
+}
