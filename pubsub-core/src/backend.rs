@@ -1,13 +1,20 @@
-//! The trait a broker implements, and what it tells about itself.
+//! The implementor's side: the trait a broker implements, its publishers, and what it
+//! tells about itself. Applications use [`PubSub`](crate::PubSub) instead.
+
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{Context, Poll};
 
 use async_trait::async_trait;
+use futures::future::BoxFuture;
 
-use crate::{Message, Result, Subscription};
+use crate::{Message, Pattern, Result, Subscription, TopicName};
 
 /// What a backend can do, so that users and tests ask instead of guess.
 ///
 /// ```
-/// use pubsub_core::Capabilities;
+/// use pubsub_core::backend::Capabilities;
 ///
 /// let caps = Capabilities::new().groups(true).acks(true);
 /// assert!(caps.groups && caps.acks && !caps.persistence);
@@ -107,7 +114,7 @@ impl Default for Capabilities {
 /// How to subscribe: broadcast or in a group, and with what buffer.
 ///
 /// ```
-/// use pubsub_core::SubscribeOptions;
+/// use pubsub_core::backend::SubscribeOptions;
 ///
 /// let opts = SubscribeOptions::new().group("git-agents").prefetch(2);
 /// assert_eq!(opts.group.as_deref(), Some("git-agents"));
@@ -150,58 +157,162 @@ impl SubscribeOptions {
     }
 }
 
-/// What [`Backend::publish_now`] did with a message.
-#[derive(Debug)]
-pub enum PublishNow {
-    /// Published (or refused) at once; this is the outcome.
-    Done(Result<()>),
-    /// Not published: it needs I/O, so the bus awaits [`Backend::publish`] with it.
-    Later(Message),
+/// How to publish one message.
+///
+/// ```
+/// use pubsub_core::backend::PublishOptions;
+///
+/// assert!(PublishOptions::mandatory().mandatory);
+/// assert!(!PublishOptions::default().mandatory);
+/// ```
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct PublishOptions {
+    /// Fail with [`Error::NoResponders`](crate::Error::NoResponders) where the backend
+    /// can tell that no subscription received the message.
+    pub mandatory: bool,
+}
+
+impl PublishOptions {
+    /// A mandatory publish: tell when nobody received it.
+    pub const fn mandatory() -> Self {
+        PublishOptions { mandatory: true }
+    }
+}
+
+/// The future of one publish: ready at once where the backend needed no I/O (an
+/// in-process bus), a boxed future where it waits on a broker.
+///
+/// ```
+/// use pubsub_core::backend::Publishing;
+///
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() {
+/// assert!(Publishing::done(Ok(())).await.is_ok());
+/// assert!(Publishing::pending(async { Ok(()) }).await.is_ok());
+/// # }
+/// ```
+#[must_use = "a publish does nothing unless awaited"]
+pub struct Publishing<'a>(PublishingState<'a>);
+
+enum PublishingState<'a> {
+    Done(Option<Result<()>>),
+    Pending(BoxFuture<'a, Result<()>>),
+}
+
+impl<'a> Publishing<'a> {
+    /// A publish that has already finished with `outcome`.
+    pub fn done(outcome: Result<()>) -> Self {
+        Publishing(PublishingState::Done(Some(outcome)))
+    }
+
+    /// A publish that finishes when `future` does.
+    pub fn pending(future: impl Future<Output = Result<()>> + Send + 'a) -> Self {
+        Publishing(PublishingState::Pending(Box::pin(future)))
+    }
+}
+
+impl Future for Publishing<'_> {
+    type Output = Result<()>;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Result<()>> {
+        match &mut self.get_mut().0 {
+            PublishingState::Done(outcome) => {
+                Poll::Ready(outcome.take().unwrap_or(Err(crate::Error::Closed)))
+            }
+            PublishingState::Pending(future) => future.as_mut().poll(cx),
+        }
+    }
+}
+
+impl std::fmt::Debug for Publishing<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let state = match self.0 {
+            PublishingState::Done(_) => "done",
+            PublishingState::Pending(_) => "pending",
+        };
+        f.debug_tuple("Publishing").field(&state).finish()
+    }
+}
+
+/// The route of one concrete topic, resolved once per [`Topic`](crate::Topic): a
+/// publish goes straight to it, without looking the topic up again.
+pub trait Publisher: Send + Sync + std::fmt::Debug + 'static {
+    /// Publishes `message` to this publisher's topic. `Ok` means the broker accepted
+    /// it. The bus has checked the payload size, the priority and the capabilities.
+    fn publish(&self, message: Message, options: PublishOptions) -> Publishing<'_>;
 }
 
 /// A broker, seen through the few operations every broker shares.
 ///
 /// Backends are small translations to their broker; [`PubSub`](crate::PubSub) builds
 /// request/reply, typed events, handlers and validation on top, once for all. The bus
-/// validates names, sizes and priorities before calling in, so a backend receives
-/// only concrete, valid topics on `publish` and valid names or patterns on
-/// `subscribe`.
+/// parses names before calling in, so a backend receives only valid, parsed
+/// [`TopicName`]s and [`Pattern`]s, and enforces [`Capabilities`], so a backend without
+/// groups is never asked for one.
+///
+/// # Wrapping a backend
 ///
 /// Cross-cutting concerns (a prefix, tracing, fault injection) are decorators: a
-/// `Backend` that wraps another.
+/// `Backend` that wraps another. Every method is required, with no default a wrapper
+/// could forget to forward; decorators in this workspace are compiled with
+/// `#[deny(clippy::missing_trait_methods)]` so that a method added later must be
+/// forwarded too.
 ///
 /// ```
 /// use std::sync::Arc;
-/// use async_trait::async_trait;
-/// use pubsub_core::{Backend, Capabilities, Message, PubSub, Result, SubscribeOptions, Subscription};
+/// use std::sync::atomic::{AtomicU64, Ordering};
+/// use pubsub_core::backend::{Backend, Capabilities, Publisher, Publishing, PublishOptions, SubscribeOptions};
+/// use pubsub_core::{async_trait, Message, Pattern, PubSub, Result, Subscription, TopicName};
 ///
 /// /// Counts publishes, then hands everything to the backend it wraps.
 /// #[derive(Debug)]
 /// struct Counting<B> {
 ///     inner: B,
-///     published: std::sync::atomic::AtomicU64,
+///     published: Arc<AtomicU64>,
 /// }
 ///
+/// #[derive(Debug)]
+/// struct CountingPublisher {
+///     inner: Arc<dyn Publisher>,
+///     published: Arc<AtomicU64>,
+/// }
+///
+/// impl Publisher for CountingPublisher {
+///     fn publish(&self, message: Message, options: PublishOptions) -> Publishing<'_> {
+///         self.published.fetch_add(1, Ordering::Relaxed);
+///         self.inner.publish(message, options)
+///     }
+/// }
+///
+/// #[deny(clippy::missing_trait_methods)]
 /// #[async_trait]
 /// impl<B: Backend> Backend for Counting<B> {
 ///     fn capabilities(&self) -> Capabilities {
 ///         self.inner.capabilities()
 ///     }
-///     async fn publish(&self, message: Message) -> Result<()> {
-///         self.published.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-///         self.inner.publish(message).await
+///     fn publisher(&self, topic: &TopicName) -> Result<Arc<dyn Publisher>> {
+///         let inner = self.inner.publisher(topic)?;
+///         Ok(Arc::new(CountingPublisher { inner, published: Arc::clone(&self.published) }))
 ///     }
-///     async fn subscribe(&self, topic: &str, options: SubscribeOptions) -> Result<Subscription> {
-///         self.inner.subscribe(topic, options).await
+///     async fn subscribe(&self, pattern: &Pattern, options: SubscribeOptions) -> Result<Subscription> {
+///         self.inner.subscribe(pattern, options).await
+///     }
+///     async fn close(&self) -> Result<()> {
+///         self.inner.close().await
 ///     }
 /// }
 ///
 /// # #[tokio::main(flavor = "current_thread")]
 /// # async fn main() -> pubsub_core::Result<()> {
-/// let counting = Arc::new(Counting { inner: pubsub_local::LocalBackend::new(), published: 0.into() });
-/// let bus = PubSub::from_arc(counting.clone());
+/// let published = Arc::new(AtomicU64::new(0));
+/// let bus = PubSub::new(Counting { inner: pubsub_local::LocalBackend::new(), published: published.clone() });
 /// bus.topic("a").publish(&1).await?;
-/// assert_eq!(counting.published.load(std::sync::atomic::Ordering::Relaxed), 1);
+/// assert_eq!(published.load(Ordering::Relaxed), 1);
+///
+/// // A mandatory publish (a request) still reaches the inner backend's own answer.
+/// let err = bus.topic("nobody").request::<_, i32>(&1, std::time::Duration::from_secs(5)).await;
+/// assert!(matches!(err, Err(pubsub_core::Error::NoResponders { .. })));
 /// # Ok(())
 /// # }
 /// ```
@@ -210,31 +321,16 @@ pub trait Backend: Send + Sync + std::fmt::Debug + 'static {
     /// What this backend can do.
     fn capabilities(&self) -> Capabilities;
 
-    /// Publishes `message` to `message.topic()`. `Ok` means the broker accepted it.
-    async fn publish(&self, message: Message) -> Result<()>;
-
-    /// Publishes without awaiting, where the backend can do so at once (an in-process
-    /// bus); hands the message back otherwise. The bus tries this before
-    /// [`publish`](Self::publish): it spares the boxed future of an async trait call
-    /// on every publish.
-    fn publish_now(&self, message: Message) -> PublishNow {
-        PublishNow::Later(message)
-    }
-
-    /// Publishes like [`publish`](Self::publish), but fails with
-    /// [`Error::NoResponders`](crate::Error::NoResponders) where the backend can tell
-    /// that no subscription received it.
-    async fn publish_mandatory(&self, message: Message) -> Result<()> {
-        self.publish(message).await
-    }
+    /// The publisher of concrete topic `topic`. Called once per
+    /// [`Topic`](crate::Topic) handle, before its first publish; does no I/O.
+    fn publisher(&self, topic: &TopicName) -> Result<Arc<dyn Publisher>>;
 
     /// Subscribes to a name or pattern. Returns once the broker has confirmed: every
     /// message published after that reaches the subscription.
-    async fn subscribe(&self, topic: &str, options: SubscribeOptions) -> Result<Subscription>;
+    async fn subscribe(&self, pattern: &Pattern, options: SubscribeOptions)
+        -> Result<Subscription>;
 
     /// Closes the backend: subscriptions end, later calls fail with
     /// [`Error::Closed`](crate::Error::Closed).
-    async fn close(&self) -> Result<()> {
-        Ok(())
-    }
+    async fn close(&self) -> Result<()>;
 }

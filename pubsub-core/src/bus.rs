@@ -1,16 +1,16 @@
 //! `PubSub`, the handle applications hold, and `Topic`, a name on it.
 
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 
-use crate::backend::PublishNow;
+use crate::backend::{Publisher, PublishOptions};
 use crate::message::MAX_PRIORITY;
 use crate::request::Inbox;
-use crate::{name, Backend, Capabilities, Delivery, Error, Message, Result};
-use crate::{SubscribeOptions, Subscription};
+use crate::{name, Backend, Capabilities, Delivery, Error, Message, Pattern, Result};
+use crate::{SubscribeOptions, Subscription, TopicName};
 
 /// The payload limit of a bus unless [`PubSub::with_max_payload`] says otherwise.
 pub const DEFAULT_MAX_PAYLOAD: usize = 16 * 1024 * 1024;
@@ -18,7 +18,7 @@ pub const DEFAULT_MAX_PAYLOAD: usize = 16 * 1024 * 1024;
 /// A publish/subscribe bus over one backend. Cheap to clone; clones share everything.
 ///
 /// ```
-/// use pubsub_core::PubSub;
+/// use pubsub_core::{PubSub, Received};
 ///
 /// # #[tokio::main(flavor = "current_thread")]
 /// # async fn main() -> pubsub_core::Result<()> {
@@ -27,7 +27,7 @@ pub const DEFAULT_MAX_PAYLOAD: usize = 16 * 1024 * 1024;
 /// let mut stored = bus.topic("message:stored").subscribe().await?;
 /// bus.topic("message:stored").publish(&serde_json::json!({"_id": 456})).await?;
 ///
-/// let delivery = stored.next().await.unwrap()?;
+/// let Some(Received::Message(delivery)) = stored.next().await else { panic!("a message") };
 /// assert_eq!(delivery.json::<serde_json::Value>()?["_id"], 456);
 /// # Ok(())
 /// # }
@@ -35,6 +35,7 @@ pub const DEFAULT_MAX_PAYLOAD: usize = 16 * 1024 * 1024;
 #[derive(Clone)]
 pub struct PubSub {
     backend: Arc<dyn Backend>,
+    capabilities: Capabilities,
     inbox: Arc<tokio::sync::OnceCell<Inbox>>,
     max_payload: usize,
 }
@@ -47,9 +48,11 @@ impl PubSub {
 
     /// A bus over a backend that is already shared.
     pub fn from_arc(backend: Arc<dyn Backend>) -> Self {
-        let limit = backend.capabilities().max_payload;
+        let capabilities = backend.capabilities();
+        let limit = capabilities.max_payload;
         PubSub {
             backend,
+            capabilities,
             inbox: Default::default(),
             max_payload: limit.map_or(DEFAULT_MAX_PAYLOAD, |l| l.min(DEFAULT_MAX_PAYLOAD)),
         }
@@ -58,7 +61,7 @@ impl PubSub {
     /// This bus with another payload limit (capped by the backend's own limit).
     /// Larger publishes fail with [`Error::PayloadTooLarge`] before any I/O.
     pub fn with_max_payload(mut self, bytes: usize) -> Self {
-        let broker = self.backend.capabilities().max_payload;
+        let broker = self.capabilities.max_payload;
         self.max_payload = broker.map_or(bytes, |l| l.min(bytes));
         self
     }
@@ -68,16 +71,38 @@ impl PubSub {
         self.max_payload
     }
 
-    /// A topic on this bus: no I/O, and the name is checked once, here. An invalid
+    /// A topic on this bus: no I/O, and the name is parsed once, here. An invalid
     /// name fails on first use with [`Error::InvalidTopic`].
-    pub fn topic(&self, name: &str) -> Topic {
-        Topic {
-            bus: self.clone(),
-            validity: name::validate(name).map_err(|e| match e {
-                Error::InvalidTopic { reason, .. } => reason,
-                _ => "invalid topic name",
+    ///
+    /// ```
+    /// # let bus: pubsub_core::PubSub = pubsub_local::LocalBackend::new().into();
+    /// let user = "alice";
+    /// let changed = bus.topic(format!("changed_task.{user}"));
+    /// let all = bus.topic("changed_task.*");
+    /// assert!(!changed.is_pattern() && all.is_pattern());
+    /// ```
+    pub fn topic(&self, name: impl AsRef<str>) -> Topic {
+        let name = name.as_ref();
+        let target = match Pattern::parse(name) {
+            Ok(pattern) => Ok(Target {
+                name: pattern.as_name(),
+                pattern,
             }),
-            name: Arc::from(name),
+            Err(Error::InvalidTopic { reason, .. }) => Err(Invalid {
+                name: name.into(),
+                reason,
+            }),
+            Err(_) => Err(Invalid {
+                name: name.into(),
+                reason: "invalid topic name",
+            }),
+        };
+        Topic {
+            inner: Arc::new(TopicInner {
+                bus: self.clone(),
+                target,
+                publisher: OnceLock::new(),
+            }),
         }
     }
 
@@ -88,11 +113,15 @@ impl PubSub {
 
     /// What the backend can do.
     pub fn capabilities(&self) -> Capabilities {
-        self.backend.capabilities()
+        self.capabilities
     }
 
     /// Closes the backend: every subscription ends, and later calls fail with
     /// [`Error::Closed`].
+    ///
+    /// # Cancel safety
+    ///
+    /// Not cancel safe: a cancelled close may have closed part of the backend.
     pub async fn close(&self) -> Result<()> {
         self.backend.close().await
     }
@@ -101,30 +130,8 @@ impl PubSub {
         self.inbox.get_or_try_init(|| Inbox::open(self)).await
     }
 
-    /// Checks and publishes; `mandatory` asks the backend to report no receivers.
-    pub(crate) async fn send_message(
-        &self,
-        topic: &Arc<str>,
-        message: Message,
-        mandatory: bool,
-    ) -> Result<()> {
-        if message.payload().len() > self.max_payload {
-            return Err(Error::PayloadTooLarge {
-                size: message.payload().len(),
-                limit: self.max_payload,
-            });
-        }
-        if message.priority() > MAX_PRIORITY {
-            return Err(Error::InvalidPriority(message.priority()));
-        }
-        let message = message.with_topic(Arc::clone(topic));
-        if mandatory {
-            return self.backend.publish_mandatory(message).await;
-        }
-        match self.backend.publish_now(message) {
-            PublishNow::Done(outcome) => outcome,
-            PublishNow::Later(message) => self.backend.publish(message).await,
-        }
+    fn unsupported(&self, what: &str) -> Error {
+        Error::Unsupported(format!("{what} (backend {:?})", self.backend))
     }
 }
 
@@ -145,11 +152,12 @@ impl std::fmt::Debug for PubSub {
 
 /// A topic name on a bus, to publish to, subscribe to or request on.
 ///
-/// Cheap to create and to clone. The name may be a pattern (`task.*.#`) for
-/// subscribing; publishing needs a concrete name.
+/// Cheap to clone; clones share the parsed name and the topic's publisher, which is
+/// resolved on the first publish and reused after. The name may be a pattern
+/// (`task.*.#`) for subscribing; publishing needs a concrete name.
 ///
 /// ```
-/// use pubsub_core::{Message, PubSub};
+/// use pubsub_core::{Message, PubSub, Received};
 ///
 /// # #[tokio::main(flavor = "current_thread")]
 /// # async fn main() -> pubsub_core::Result<()> {
@@ -159,7 +167,7 @@ impl std::fmt::Debug for PubSub {
 /// let topic = bus.topic("git.file.get");
 /// topic.publish_message(Message::new("README.md").with_priority(4).with_header("k", "v")).await?;
 ///
-/// let job = workers.next().await.unwrap()?;
+/// let Some(Received::Message(job)) = workers.next().await else { panic!("a job") };
 /// assert_eq!((job.payload().as_ref(), job.priority(), job.header("k")), (&b"README.md"[..], 4, Some("v")));
 /// job.ack().await?;
 /// # Ok(())
@@ -167,84 +175,172 @@ impl std::fmt::Debug for PubSub {
 /// ```
 #[derive(Clone)]
 pub struct Topic {
+    inner: Arc<TopicInner>,
+}
+
+struct TopicInner {
     bus: PubSub,
-    name: Arc<str>,
-    validity: std::result::Result<bool, &'static str>,
+    target: std::result::Result<Target, Invalid>,
+    publisher: OnceLock<Arc<dyn Publisher>>,
+}
+
+struct Target {
+    pattern: Pattern,
+    /// The pattern as a concrete name, when it is one.
+    name: Option<TopicName>,
+}
+
+struct Invalid {
+    name: Box<str>,
+    reason: &'static str,
 }
 
 impl Topic {
     /// The name as given.
     pub fn name(&self) -> &str {
-        &self.name
+        match &self.inner.target {
+            Ok(target) => target.pattern.as_str(),
+            Err(invalid) => &invalid.name,
+        }
     }
 
     /// The bus this topic is on.
     pub fn bus(&self) -> &PubSub {
-        &self.bus
+        &self.inner.bus
     }
 
     /// Whether the name is a pattern (has a `*` or `#` segment).
     pub fn is_pattern(&self) -> bool {
-        self.validity == Ok(true)
+        self.inner
+            .target
+            .as_ref()
+            .is_ok_and(|t| t.pattern.is_wildcard())
     }
 
-    fn check(&self) -> Result<bool> {
-        self.validity
-            .map_err(|reason| Error::invalid_topic(&self.name, reason))
-    }
-
-    fn check_concrete(&self) -> Result<()> {
-        if self.check()? {
-            return Err(Error::invalid_topic(
-                &self.name,
-                "cannot publish to a pattern: `*` and `#` segments are for subscribing",
-            ));
+    fn pattern(&self) -> Result<&Pattern> {
+        match &self.inner.target {
+            Ok(target) => Ok(&target.pattern),
+            Err(invalid) => Err(Error::invalid_topic(&invalid.name, invalid.reason)),
         }
-        Ok(())
+    }
+
+    /// The concrete name, as publishing needs.
+    pub fn topic_name(&self) -> Result<&TopicName> {
+        self.pattern()?;
+        match &self.inner.target {
+            Ok(Target {
+                name: Some(name), ..
+            }) => Ok(name),
+            _ => Err(Error::invalid_topic(
+                self.name(),
+                "cannot publish to a pattern: `*` and `#` segments are for subscribing",
+            )),
+        }
+    }
+
+    fn publisher(&self) -> Result<&Arc<dyn Publisher>> {
+        if let Some(publisher) = self.inner.publisher.get() {
+            return Ok(publisher);
+        }
+        let publisher = self.bus().backend.publisher(self.topic_name()?)?;
+        Ok(self.inner.publisher.get_or_init(|| publisher))
     }
 
     /// Publishes `value` as JSON. `Ok` means the backend accepted it.
+    ///
+    /// # Cancel safety
+    ///
+    /// Not cancel safe: a cancelled publish may or may not have reached the broker.
     pub async fn publish<T: Serialize + ?Sized>(&self, value: &T) -> Result<()> {
-        self.check_concrete()?;
-        self.bus
-            .send_message(&self.name, Message::json(value)?, false)
+        self.publish_with(Message::json(value)?, PublishOptions::default())
             .await
     }
 
     /// Publishes a message of your own making (raw bytes, headers, priority).
+    ///
+    /// # Cancel safety
+    ///
+    /// Not cancel safe, as [`publish`](Self::publish).
     pub async fn publish_message(&self, message: Message) -> Result<()> {
-        self.check_concrete()?;
-        self.bus.send_message(&self.name, message, false).await
+        self.publish_with(message, PublishOptions::default()).await
+    }
+
+    /// Checks `message` against the bus's limits and capabilities, then publishes it.
+    async fn publish_with(&self, message: Message, options: PublishOptions) -> Result<()> {
+        let bus = self.bus();
+        let size = message.payload().len();
+        if size > bus.max_payload {
+            return Err(Error::PayloadTooLarge {
+                size,
+                limit: bus.max_payload,
+            });
+        }
+        if message.has_metadata() {
+            if message.priority() > MAX_PRIORITY {
+                return Err(Error::InvalidPriority(message.priority()));
+            }
+            if !bus.capabilities.headers && message.has_headers() {
+                return Err(bus.unsupported("headers cannot travel on this backend"));
+            }
+        }
+        self.publisher()?.publish(message, options).await
     }
 
     /// Subscribes to every message published to this name (or matching this
     /// pattern) from now on. Returns once the broker has confirmed.
+    ///
+    /// # Cancel safety
+    ///
+    /// Cancel safe: a subscription whose subscribe was cancelled is released.
     pub async fn subscribe(&self) -> Result<Subscription> {
         self.subscribe_with(SubscribeOptions::new()).await
     }
 
     /// Joins group `group`: each message goes to one member of the group, and every
     /// group gets every message.
+    ///
+    /// # Cancel safety
+    ///
+    /// Cancel safe, as [`subscribe`](Self::subscribe).
     pub async fn subscribe_group(&self, group: &str) -> Result<Subscription> {
         self.subscribe_with(SubscribeOptions::new().group(group))
             .await
     }
 
     /// Subscribes with explicit options (group, buffer size, prefetch).
+    ///
+    /// # Cancel safety
+    ///
+    /// Cancel safe, as [`subscribe`](Self::subscribe).
     pub async fn subscribe_with(&self, options: SubscribeOptions) -> Result<Subscription> {
-        self.check()?;
+        let pattern = self.pattern()?;
+        let bus = self.bus();
         if let Some(group) = &options.group {
             name::validate_group(group)?;
+            if !bus.capabilities.groups {
+                return Err(bus.unsupported(
+                    "groups (competing consumers) need a backend with queues: \
+                     use the in-process or AMQP backend, or a broadcast subscription",
+                ));
+            }
         }
-        let subscription = self.bus.backend.subscribe(&self.name, options).await?;
-        Ok(subscription.with_replies(Arc::clone(&self.bus.backend)))
+        if pattern.is_wildcard() && !bus.capabilities.patterns {
+            return Err(bus.unsupported("pattern subscriptions"));
+        }
+        let subscription = bus.backend.subscribe(pattern, options).await?;
+        Ok(subscription.with_replies(bus.clone()))
     }
 
     /// Sends `request` as JSON and waits up to `timeout` for the JSON reply of a
     /// responder (who answers with [`Delivery::reply`]).
     ///
-    /// Fails with [`Error::Timeout`] when no reply comes in time, and with
-    /// [`Error::NoResponders`] at once where the backend can tell nobody listens.
+    /// Fails with [`Error::Timeout`] when no reply comes in time, with
+    /// [`Error::NoResponders`] at once where the backend can tell nobody listens, and
+    /// with [`Error::Unsupported`] on a backend that cannot carry headers.
+    ///
+    /// # Cancel safety
+    ///
+    /// Cancel safe: the pending request is forgotten, a late reply is dropped.
     pub async fn request<Req, Resp>(&self, request: &Req, timeout: Duration) -> Result<Resp>
     where
         Req: Serialize + ?Sized,
@@ -256,11 +352,24 @@ impl Topic {
     }
 
     /// Sends a request message and returns the reply as it came.
+    ///
+    /// # Cancel safety
+    ///
+    /// Cancel safe, as [`request`](Self::request).
     pub async fn request_message(&self, message: Message, timeout: Duration) -> Result<Delivery> {
-        self.check_concrete()?;
+        self.topic_name()?;
+        let bus = self.bus();
+        if !bus.capabilities.headers {
+            return Err(bus.unsupported(
+                "request/reply carries its reply address in headers, which this backend cannot",
+            ));
+        }
         let exchange = async {
-            let inbox = self.bus.inbox().await?;
-            inbox.exchange(&self.bus, &self.name, message).await
+            let inbox = bus.inbox().await?;
+            let (message, reply) = inbox.prepare(message);
+            self.publish_with(message, PublishOptions::mandatory())
+                .await?;
+            reply.await
         };
         tokio::time::timeout(timeout, exchange)
             .await
@@ -272,18 +381,19 @@ impl Topic {
 
     /// Publishes `value` here, then on the topic of the same name on `other` (ESN's
     /// `forward`: a local event made global).
+    ///
+    /// # Cancel safety
+    ///
+    /// Not cancel safe: a cancelled forward may have published here only.
     pub async fn forward<T: Serialize + ?Sized>(&self, other: &PubSub, value: &T) -> Result<()> {
-        self.check_concrete()?;
         let message = Message::json(value)?;
-        self.bus
-            .send_message(&self.name, message.clone(), false)
-            .await?;
-        other.send_message(&self.name, message, false).await
+        self.publish_message(message.clone()).await?;
+        other.topic(self.topic_name()?).publish_message(message).await
     }
 }
 
 impl std::fmt::Debug for Topic {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Topic").field("name", &self.name).finish()
+        f.debug_struct("Topic").field("name", &self.name()).finish()
     }
 }

@@ -1,84 +1,109 @@
-//! A received message and what its receiver can do with it: ack, nack, reply.
+//! A received message and what its receiver does with it: ack, nack, reply.
 
 use std::ops::Deref;
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::Arc;
 
 use async_trait::async_trait;
 use serde::Serialize;
 
 use crate::message::{CORRELATION_ID, REPLY_TO};
-use crate::{Backend, Error, Message, Result};
+use crate::{Error, Message, PubSub, Result, TopicName};
 
 /// Settles one delivery with its broker. Backends with acknowledgements implement it.
+///
+/// Each method takes the acker by value: a delivery is settled once.
 #[async_trait]
 pub trait Acker: Send + Sync + 'static {
     /// The message was handled: the broker may forget it.
-    async fn ack(&self) -> Result<()>;
+    async fn ack(self: Box<Self>) -> Result<()>;
     /// The message was not handled: with `requeue` it is delivered again (to this or
     /// another member of the group), without it is dropped or dead-lettered.
-    async fn nack(&self, requeue: bool) -> Result<()>;
+    async fn nack(self: Box<Self>, requeue: bool) -> Result<()>;
+    /// The delivery was dropped without being settled: give the message back to its
+    /// group (requeue it) without waiting, so it does not hold a prefetch slot.
+    fn release(self: Box<Self>);
 }
 
 /// A message as received by a [`Subscription`](crate::Subscription).
 ///
-/// It derefs to [`Message`], so `topic()`, `payload()`, `header(k)`, `priority()` and
-/// `attempt()` are at hand. In a group, [`ack`](Self::ack) or [`nack`](Self::nack) it;
-/// elsewhere these are no-ops. A delivery dropped without either stays unacknowledged
-/// until its subscription ends, and is then delivered again.
+/// It derefs to [`Message`], so `payload()`, `header(k)`, `id()` and `priority()` are at
+/// hand; [`topic`](Self::topic) is the concrete topic it was published to (useful with
+/// patterns) and [`attempt`](Self::attempt) counts redeliveries.
+///
+/// In a group, settle it by value with [`ack`](Self::ack) or [`nack`](Self::nack).
+/// A group delivery dropped without either is given back to its group and delivered
+/// again, as if nacked with requeue. Elsewhere settling does nothing.
 ///
 /// ```
-/// use pubsub_core::PubSub;
+/// use pubsub_core::{PubSub, Received};
 ///
 /// # #[tokio::main(flavor = "current_thread")]
 /// # async fn main() -> pubsub_core::Result<()> {
 /// let bus: PubSub = pubsub_local::LocalBackend::new().into();
-/// let mut sub = bus.topic("greetings").subscribe().await?;
-/// bus.topic("greetings").publish(&"hello").await?;
+/// let mut jobs = bus.topic("jobs").subscribe_group("workers").await?;
+/// bus.topic("jobs").publish(&"resize").await?;
 ///
-/// let delivery = sub.next().await.unwrap()?;
-/// let text: String = delivery.json()?;
-/// assert_eq!(text, "hello");
-/// assert_eq!(delivery.attempt(), 1);
-/// delivery.ack().await?;
+/// let Some(Received::Message(job)) = jobs.next().await else { panic!("a job") };
+/// let text: String = job.json()?;
+/// assert_eq!((text.as_str(), job.attempt()), ("resize", 1));
+/// job.ack().await?;
 /// # Ok(())
 /// # }
 /// ```
+#[must_use = "a group delivery that is dropped unsettled is delivered again; ack or nack it"]
 pub struct Delivery {
+    topic: TopicName,
     message: Message,
+    attempt: u32,
     acker: Option<Box<dyn Acker>>,
-    settled: AtomicBool,
-    replies: Option<Arc<dyn Backend>>,
+    replies: Option<PubSub>,
 }
 
 impl Delivery {
-    /// A delivery with nothing to acknowledge (broadcast, or a backend without acks).
-    pub fn new(message: Message) -> Self {
+    /// A first delivery with nothing to acknowledge (broadcast, or a backend without
+    /// acks). For backends.
+    pub fn new(topic: TopicName, message: Message) -> Self {
         Delivery {
+            topic,
             message,
+            attempt: 1,
             acker: None,
-            settled: AtomicBool::new(false),
             replies: None,
         }
     }
 
-    /// A delivery that must be settled through `acker`.
-    pub fn with_acker(message: Message, acker: impl Acker) -> Self {
-        Delivery {
-            acker: Some(Box::new(acker)),
-            ..Delivery::new(message)
-        }
-    }
-
-    /// Transforms the message, keeping how it is settled. For decorators.
-    pub fn map_message(mut self, f: impl FnOnce(Message) -> Message) -> Self {
-        self.message = f(self.message);
+    /// This delivery, settled through `acker`. For backends.
+    pub fn with_acker(mut self, acker: impl Acker) -> Self {
+        self.acker = Some(Box::new(acker));
         self
     }
 
-    /// Where [`reply`](Self::reply) publishes. The bus sets it.
-    pub(crate) fn set_reply_backend(&mut self, backend: &Arc<dyn Backend>) {
-        self.replies = Some(Arc::clone(backend));
+    /// This delivery as attempt `attempt` (1 for the first). For backends.
+    pub fn with_attempt(mut self, attempt: u32) -> Self {
+        self.attempt = attempt.max(1);
+        self
+    }
+
+    /// This delivery on another topic name, keeping how it is settled. For decorators
+    /// that rename topics.
+    pub fn with_topic(mut self, topic: TopicName) -> Self {
+        self.topic = topic;
+        self
+    }
+
+    pub(crate) fn set_replies(&mut self, bus: &PubSub) {
+        if self.message.header(REPLY_TO).is_some() {
+            self.replies = Some(bus.clone());
+        }
+    }
+
+    /// The concrete topic the message was published to.
+    pub fn topic(&self) -> &str {
+        &self.topic
+    }
+
+    /// The same topic as a parsed, shared name, to keep or publish to without copying.
+    pub fn topic_name(&self) -> &TopicName {
+        &self.topic
     }
 
     /// The message.
@@ -86,62 +111,98 @@ impl Delivery {
         &self.message
     }
 
-    /// Takes the message out.
-    pub fn into_message(self) -> Message {
-        self.message
+    /// Which delivery of this message this is: 1 the first time, more after a nack
+    /// with requeue or a member that went away before settling.
+    pub fn attempt(&self) -> u32 {
+        self.attempt
+    }
+
+    /// Takes the message out. A group delivery is given back to its group, as when it
+    /// is dropped: settle it first if it was handled.
+    pub fn into_message(mut self) -> Message {
+        std::mem::take(&mut self.message)
     }
 
     /// Decodes the payload as JSON; a failure is [`Error::Decode`] for this message.
     pub fn json<T: serde::de::DeserializeOwned>(&self) -> Result<T> {
-        self.message.json_as()
+        self.message.json_as(&self.topic)
     }
 
-    /// Whether this delivery must be acked (it came from a group of a backend with
+    /// Whether this delivery must be settled (it came from a group of a backend with
     /// acknowledgements).
     pub fn needs_ack(&self) -> bool {
         self.acker.is_some()
     }
 
-    /// Acknowledges the message. Settling twice, or where there are no acks, does
-    /// nothing.
-    pub async fn ack(&self) -> Result<()> {
-        match self.take_acker() {
+    /// Acknowledges the message; where there are no acks this does nothing.
+    ///
+    /// # Cancel safety
+    ///
+    /// Not cancel safe: a cancelled ack may or may not have reached the broker.
+    pub async fn ack(mut self) -> Result<()> {
+        match self.acker.take() {
             Some(acker) => acker.ack().await,
             None => Ok(()),
         }
     }
 
     /// Rejects the message; with `requeue` it is delivered again.
-    pub async fn nack(&self, requeue: bool) -> Result<()> {
-        match self.take_acker() {
+    ///
+    /// # Cancel safety
+    ///
+    /// Not cancel safe, as [`ack`](Self::ack).
+    pub async fn nack(mut self, requeue: bool) -> Result<()> {
+        match self.acker.take() {
             Some(acker) => acker.nack(requeue).await,
             None => Ok(()),
         }
     }
 
-    fn take_acker(&self) -> Option<&dyn Acker> {
-        let acker = self.acker.as_deref()?;
-        (!self.settled.swap(true, Ordering::AcqRel)).then_some(acker)
-    }
-
     /// Answers a [`request`](crate::Topic::request) with `value` as JSON.
+    ///
+    /// # Cancel safety
+    ///
+    /// Not cancel safe: a cancelled reply may or may not have been published.
     pub async fn reply<T: Serialize + ?Sized>(&self, value: &T) -> Result<()> {
         self.reply_message(Message::json(value)?).await
     }
 
     /// Answers a request with a message of your own making.
+    ///
+    /// # Cancel safety
+    ///
+    /// Not cancel safe, as [`reply`](Self::reply).
     pub async fn reply_message(&self, reply: Message) -> Result<()> {
         let not_a_request = || Error::NotARequest {
-            topic: self.topic().to_owned(),
+            topic: self.topic.to_string(),
         };
         let reply_to = self.header(REPLY_TO).ok_or_else(not_a_request)?;
-        let backend = self.replies.as_ref().ok_or_else(not_a_request)?;
-        crate::name::validate_concrete(reply_to)?;
-        let mut reply = reply.with_topic(reply_to);
+        let bus = self.replies.as_ref().ok_or_else(not_a_request)?;
+        let mut reply = reply;
         if let Some(id) = self.header(CORRELATION_ID) {
             reply = reply.with_header(CORRELATION_ID, id);
         }
-        backend.publish(reply).await
+        bus.topic(reply_to).publish_message(reply).await
+    }
+
+    /// A copy that shares the message but cannot settle it, for a handler while the
+    /// runner keeps the right to settle.
+    pub(crate) fn unsettled_copy(&self) -> Delivery {
+        Delivery {
+            topic: self.topic.clone(),
+            message: self.message.clone(),
+            attempt: self.attempt,
+            acker: None,
+            replies: self.replies.clone(),
+        }
+    }
+}
+
+impl Drop for Delivery {
+    fn drop(&mut self) {
+        if let Some(acker) = self.acker.take() {
+            acker.release();
+        }
     }
 }
 
@@ -156,7 +217,9 @@ impl Deref for Delivery {
 impl std::fmt::Debug for Delivery {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Delivery")
+            .field("topic", &self.topic)
             .field("message", &self.message)
+            .field("attempt", &self.attempt)
             .field("needs_ack", &self.needs_ack())
             .finish()
     }

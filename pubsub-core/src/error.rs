@@ -10,9 +10,8 @@ pub type Result<T, E = Error> = std::result::Result<T, E>;
 
 /// Everything that can go wrong, named by its cause.
 ///
-/// Items of a [`Subscription`](crate::Subscription) may also be an `Err`: those are
-/// signals ([`Error::Lagged`], [`Error::Gap`], [`Error::Decode`]) and the stream goes on
-/// after them.
+/// Missed messages are not errors: a [`Subscription`](crate::Subscription) reports
+/// them as [`Signal`](crate::Signal)s.
 ///
 /// ```
 /// use pubsub_core::{Error, PubSub};
@@ -63,19 +62,6 @@ pub enum Error {
     /// The backend cannot do this; the message says what to use instead.
     #[error("unsupported: {0}")]
     Unsupported(String),
-    /// A subscriber fell behind and its bounded buffer dropped messages.
-    #[error("subscriber lagged behind and missed {missed} messages")]
-    Lagged {
-        /// How many messages it missed.
-        missed: u64,
-    },
-    /// The connection to the broker was lost and re-established: messages published in
-    /// between may have been missed.
-    #[error("messages may have been missed: {reason}")]
-    Gap {
-        /// What happened.
-        reason: String,
-    },
     /// An operation did not finish in time.
     #[error("{operation} timed out after {after:?}")]
     Timeout {
@@ -160,14 +146,5 @@ impl Error {
             message: message.into(),
             source: Some(source.into()),
         }
-    }
-
-    /// Whether this error is a signal on a subscription stream (lag, gap, one bad
-    /// message) after which the stream goes on.
-    pub fn is_signal(&self) -> bool {
-        matches!(
-            self,
-            Error::Lagged { .. } | Error::Gap { .. } | Error::Decode { .. }
-        )
     }
 }

@@ -9,13 +9,13 @@ use futures::Stream;
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 
-use crate::{Message, PubSub, Result, Subscription};
+use crate::{Message, PubSub, Received, Result, Subscription};
 
 /// A message type with its own topic and priority, as Infrahub maps each message class
 /// to a routing key and a priority.
 ///
 /// ```
-/// use pubsub_core::{Event, PubSub};
+/// use pubsub_core::{Event, PubSub, Received};
 /// use futures::StreamExt;
 /// use serde::{Deserialize, Serialize};
 ///
@@ -32,7 +32,8 @@ use crate::{Message, PubSub, Result, Subscription};
 /// let bus: PubSub = pubsub_local::LocalBackend::new().into();
 /// let mut echoes = bus.subscribe_to::<EchoRequest>().await?;
 /// bus.send(&EchoRequest { message: "ping".into() }).await?;
-/// assert_eq!(echoes.next().await.unwrap()?, EchoRequest { message: "ping".into() });
+/// let Some(Received::Message(echo)) = echoes.next().await else { panic!("an event") };
+/// assert_eq!(echo?, EchoRequest { message: "ping".into() });
 /// # Ok(())
 /// # }
 /// ```
@@ -52,12 +53,20 @@ pub trait Event: Serialize + DeserializeOwned + Send + 'static {
 
 impl PubSub {
     /// Publishes `event` as JSON to its own topic with its own priority.
+    ///
+    /// # Cancel safety
+    ///
+    /// Not cancel safe, as [`Topic::publish`](crate::Topic::publish).
     pub async fn send<E: Event>(&self, event: &E) -> Result<()> {
         let message = Message::json(event)?.with_priority(E::PRIORITY);
-        self.topic(&event.topic()).publish_message(message).await
+        self.topic(event.topic()).publish_message(message).await
     }
 
     /// Subscribes to `E::TOPIC` and decodes each message as `E`.
+    ///
+    /// # Cancel safety
+    ///
+    /// Cancel safe, as [`Topic::subscribe`](crate::Topic::subscribe).
     pub async fn subscribe_to<E: Event>(&self) -> Result<Events<E>> {
         let subscription = self.topic(E::TOPIC).subscribe().await?;
         Ok(Events {
@@ -67,8 +76,9 @@ impl PubSub {
     }
 }
 
-/// A stream of typed events. A message that does not decode is an
-/// [`Error::Decode`](crate::Error::Decode) item and the stream goes on.
+/// A stream of typed events: each message decoded as `E`. A message that does not
+/// decode is an [`Error::Decode`](crate::Error::Decode) for that message only, and
+/// signals pass through; the stream goes on after both.
 pub struct Events<E> {
     subscription: Subscription,
     _type: PhantomData<fn() -> E>,
@@ -82,12 +92,12 @@ impl<E> Events<E> {
 }
 
 impl<E: Event> Stream for Events<E> {
-    type Item = Result<E>;
+    type Item = Received<Result<E>>;
 
     fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
         Pin::new(&mut self.subscription)
             .poll_next(cx)
-            .map(|item| item.map(|delivery| delivery.and_then(|d| d.json())))
+            .map(|item| item.map(|received| received.map(|delivery| delivery.json())))
     }
 }
 

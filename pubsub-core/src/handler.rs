@@ -9,7 +9,7 @@ use futures::StreamExt;
 use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
 
-use crate::{BoxError, Delivery, Error, Message, Result, SubscribeOptions, Topic};
+use crate::{BoxError, Delivery, Error, Message, Received, Result, SubscribeOptions, Topic};
 
 /// What a handler returns: `Ok` acks the message, `Err` fails this attempt.
 pub type HandlerResult = std::result::Result<(), BoxError>;
@@ -140,6 +140,10 @@ pub struct Handler {
 impl Handler {
     /// Waits until the handler's subscription is confirmed (messages published after
     /// this reach it), or returns the error that kept it from subscribing.
+    ///
+    /// # Cancel safety
+    ///
+    /// Not cancel safe: after a cancelled wait, `ready` returns `Ok` at once.
     pub async fn ready(&mut self) -> Result<()> {
         match self.ready.take() {
             Some(ready) => ready.await.unwrap_or(Err(Error::Closed)),
@@ -214,12 +218,12 @@ impl Topic {
             };
             let retry = Arc::new(options.retry);
             subscription
-                .for_each_concurrent(options.concurrency, |item| {
+                .for_each_concurrent(options.concurrency, |received| {
                     let (topic, handler, retry) = (&topic, Arc::clone(&handler), Arc::clone(&retry));
                     async move {
-                        match item {
-                            Ok(delivery) => settle(topic, &*handler, &retry, delivery).await,
-                            Err(signal) => tracing::warn!(topic = topic.name(), %signal, "handler subscription signal"),
+                        match received {
+                            Received::Message(delivery) => settle(topic, &*handler, &retry, delivery).await,
+                            Received::Signal(signal) => tracing::warn!(topic = topic.name(), %signal, "handler subscription signal"),
                         }
                     }
                 })
@@ -242,9 +246,7 @@ where
     let error = loop {
         // The handler takes the delivery by value; it gets a twin that shares the
         // message but cannot settle it, so the ack stays here.
-        let mut twin = Delivery::new(delivery.message().clone());
-        twin.set_reply_backend(topic.bus().backend());
-        match handler(twin).await {
+        match handler(delivery.unsettled_copy()).await {
             Ok(()) => {
                 if let Err(error) = delivery.ack().await {
                     tracing::warn!(topic = topic.name(), %error, "ack failed");
@@ -259,10 +261,10 @@ where
             Err(error) => break error,
         }
     };
-    give_up(topic, retry, &delivery, &error).await;
+    give_up(topic, retry, delivery, &error).await;
 }
 
-async fn give_up(topic: &Topic, retry: &RetryPolicy, delivery: &Delivery, error: &BoxError) {
+async fn give_up(topic: &Topic, retry: &RetryPolicy, delivery: Delivery, error: &BoxError) {
     let Some(dead_letter) = &retry.dead_letter else {
         tracing::error!(topic = delivery.topic(), %error, "handler failed, message given up");
         if let Err(error) = delivery.nack(false).await {

@@ -8,7 +8,7 @@
 //!
 //! ```
 //! use std::time::Duration;
-//! use pubsub_core::PubSub;
+//! use pubsub_core::{PubSub, Received};
 //!
 //! # #[tokio::main(flavor = "current_thread")]
 //! # async fn main() -> pubsub_core::Result<()> {
@@ -17,12 +17,15 @@
 //! // Broadcast with a pattern.
 //! let mut tasks = bus.topic("task.*.#").subscribe().await?;
 //! bus.topic("task.42.done").publish(&"finished").await?;
-//! assert_eq!(tasks.next().await.unwrap()?.topic(), "task.42.done");
+//! if let Some(Received::Message(task)) = tasks.next().await {
+//!     assert_eq!(task.topic(), "task.42.done");
+//! }
 //!
 //! // Request/reply.
 //! let mut echo = bus.topic("send.echo.request").subscribe().await?;
 //! tokio::spawn(async move {
-//!     while let Some(Ok(request)) = echo.next().await {
+//!     while let Some(received) = echo.next().await {
+//!         let Received::Message(request) = received else { continue };
 //!         let text: String = request.json().unwrap_or_default();
 //!         let _ = request.reply(&format!("echo: {text}")).await;
 //!     }
@@ -32,10 +35,11 @@
 //! # Ok(())
 //! # }
 //! ```
+//!
+//! Backends implement [`backend::Backend`]; that module is the implementor's side,
+//! kept apart from what applications use.
 
-#![warn(missing_docs)]
-
-mod backend;
+pub mod backend;
 pub mod backoff;
 mod bus;
 mod delivery;
@@ -45,14 +49,16 @@ mod handler;
 mod message;
 pub mod name;
 mod prefixed;
+mod received;
 mod request;
+pub mod ring;
 mod subscription;
 mod sync;
 
 #[cfg(feature = "testkit")]
 pub mod testkit;
 
-pub use backend::{Backend, Capabilities, PublishNow, SubscribeOptions};
+pub use backend::{Backend, Capabilities, SubscribeOptions};
 pub use bus::{PubSub, Topic, DEFAULT_MAX_PAYLOAD};
 pub use delivery::{Acker, Delivery};
 pub use error::{BoxError, Error, Result};
@@ -61,8 +67,9 @@ pub use handler::{
     Handler, HandlerOptions, HandlerResult, RetryPolicy, LAST_ERROR, ORIGINAL_TOPIC,
 };
 pub use message::{Message, CORRELATION_ID, MAX_PRIORITY, REPLY_TO};
-pub use name::Pattern;
+pub use name::{Pattern, TopicName};
 pub use prefixed::Prefixed;
+pub use received::{Received, Signal};
 pub use subscription::Subscription;
 
 /// Re-exported so backends and tests name the same versions.

@@ -1,4 +1,4 @@
-//! The message: a payload with headers, an id and a priority.
+//! The message: a payload, and metadata only when there is some.
 
 use std::sync::Arc;
 
@@ -15,7 +15,11 @@ pub const REPLY_TO: &str = "reply-to";
 /// Header that ties a reply to its request.
 pub const CORRELATION_ID: &str = "correlation-id";
 
-/// A message: bytes plus metadata. Cheap to clone (reference counted).
+/// A message: bytes plus optional metadata (headers, an id, a priority).
+///
+/// As cheap to clone as [`Bytes`]: the payload is reference counted, and the metadata,
+/// when there is any, sits behind one shared pointer. A message without headers, id or
+/// priority carries no metadata at all.
 ///
 /// ```
 /// use pubsub_core::Message;
@@ -24,27 +28,28 @@ pub const CORRELATION_ID: &str = "correlation-id";
 /// assert_eq!(m.payload(), "hello".as_bytes());
 /// assert_eq!(m.header("k"), Some("v"));
 /// assert_eq!(m.priority(), 5);
+/// assert!(!Message::new("bare").has_metadata());
 /// ```
-#[derive(Clone, PartialEq, Eq)]
+#[derive(Clone, PartialEq, Eq, Default)]
 pub struct Message {
-    topic: Option<Arc<str>>,
     payload: Bytes,
-    headers: Option<Arc<Vec<(String, String)>>>,
-    id: Option<Arc<str>>,
+    meta: Option<Arc<Metadata>>,
+}
+
+/// What a message carries besides its payload.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+struct Metadata {
+    headers: Vec<(String, String)>,
+    id: Option<Box<str>>,
     priority: u8,
-    attempt: u32,
 }
 
 impl Message {
     /// A message with this payload, no headers and priority 0.
     pub fn new(payload: impl Into<Bytes>) -> Self {
         Message {
-            topic: None,
             payload: payload.into(),
-            headers: None,
-            id: None,
-            priority: 0,
-            attempt: 1,
+            meta: None,
         }
     }
 
@@ -55,10 +60,14 @@ impl Message {
             .map_err(Error::Encode)
     }
 
-    /// Adds a header (a later one with the same key wins on [`header`](Self::header)).
+    fn meta_mut(&mut self) -> &mut Metadata {
+        Arc::make_mut(self.meta.get_or_insert_with(Default::default))
+    }
+
+    /// Adds a header (a later one with the same key replaces it).
     pub fn with_header(mut self, key: impl Into<String>, value: impl Into<String>) -> Self {
         let (key, value) = (key.into(), value.into());
-        let headers = Arc::make_mut(self.headers.get_or_insert_with(Default::default));
+        let headers = &mut self.meta_mut().headers;
         headers.retain(|(k, _)| *k != key);
         headers.push((key, value));
         self
@@ -66,36 +75,16 @@ impl Message {
 
     /// Sets the priority, 0 to 9; publishing checks the range.
     pub fn with_priority(mut self, priority: u8) -> Self {
-        self.priority = priority;
+        if priority != 0 || self.meta.is_some() {
+            self.meta_mut().priority = priority;
+        }
         self
     }
 
     /// Sets the message id.
-    pub fn with_id(mut self, id: impl Into<Arc<str>>) -> Self {
-        self.id = Some(id.into());
+    pub fn with_id(mut self, id: impl Into<String>) -> Self {
+        self.meta_mut().id = Some(id.into().into_boxed_str());
         self
-    }
-
-    /// Sets the topic. The bus does this on publish; backends do it on receipt.
-    pub fn with_topic(mut self, topic: impl Into<Arc<str>>) -> Self {
-        self.topic = Some(topic.into());
-        self
-    }
-
-    /// Sets the delivery attempt (1 for the first delivery). For backends.
-    pub fn with_attempt(mut self, attempt: u32) -> Self {
-        self.attempt = attempt;
-        self
-    }
-
-    /// The concrete topic this message was published to (empty before publishing).
-    pub fn topic(&self) -> &str {
-        self.topic.as_deref().unwrap_or("")
-    }
-
-    /// The topic as a shared string, for backends that pass it on without copying.
-    pub fn topic_arc(&self) -> Option<&Arc<str>> {
-        self.topic.as_ref()
     }
 
     /// The payload bytes.
@@ -103,19 +92,28 @@ impl Message {
         &self.payload
     }
 
+    /// Takes the payload out.
+    pub fn into_payload(self) -> Bytes {
+        self.payload
+    }
+
+    /// Whether the message has headers, an id or a priority.
+    pub fn has_metadata(&self) -> bool {
+        self.meta.is_some()
+    }
+
     /// All headers, in the order they were added.
     pub fn headers(&self) -> impl ExactSizeIterator<Item = (&str, &str)> {
-        self.headers
+        self.meta
             .as_deref()
-            .map(Vec::as_slice)
-            .unwrap_or_default()
+            .map_or(&[][..], |m| m.headers.as_slice())
             .iter()
             .map(|(k, v)| (k.as_str(), v.as_str()))
     }
 
     /// Whether the message has any header.
     pub fn has_headers(&self) -> bool {
-        self.headers.as_ref().is_some_and(|h| !h.is_empty())
+        self.headers().len() > 0
     }
 
     /// The value of header `key`.
@@ -125,24 +123,18 @@ impl Message {
 
     /// The message id, if the publisher or the broker gave one.
     pub fn id(&self) -> Option<&str> {
-        self.id.as_deref()
+        self.meta.as_deref()?.id.as_deref()
     }
 
     /// The priority, 0 to 9.
     pub fn priority(&self) -> u8 {
-        self.priority
+        self.meta.as_deref().map_or(0, |m| m.priority)
     }
 
-    /// Which delivery of this message this is: 1 the first time, more after a nack
-    /// with requeue or a consumer that died before acking.
-    pub fn attempt(&self) -> u32 {
-        self.attempt
-    }
-
-    /// Decodes the payload as JSON. A failure is [`Error::Decode`] for this message.
-    pub fn json_as<T: serde::de::DeserializeOwned>(&self) -> Result<T> {
+    /// Decodes the payload as JSON. A failure is [`Error::Decode`] naming `topic`.
+    pub fn json_as<T: serde::de::DeserializeOwned>(&self, topic: &str) -> Result<T> {
         serde_json::from_slice(&self.payload).map_err(|source| Error::Decode {
-            topic: self.topic().to_owned(),
+            topic: topic.to_owned(),
             source,
         })
     }
@@ -151,29 +143,33 @@ impl Message {
 impl std::fmt::Debug for Message {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         let mut d = f.debug_struct("Message");
-        d.field("topic", &self.topic());
         match std::str::from_utf8(&self.payload) {
             Ok(text) if text.len() <= 256 => d.field("payload", &text),
             _ => d.field("payload_len", &self.payload.len()),
         };
-        if self.has_headers() {
-            d.field("headers", &self.headers().collect::<Vec<_>>());
+        if let Some(meta) = &self.meta {
+            d.field("headers", &meta.headers)
+                .field("id", &meta.id)
+                .field("priority", &meta.priority);
         }
-        d.field("id", &self.id)
-            .field("priority", &self.priority)
-            .field("attempt", &self.attempt)
-            .finish()
-    }
-}
-
-impl Default for Message {
-    fn default() -> Self {
-        Message::new(Bytes::new())
+        d.finish()
     }
 }
 
 impl From<Bytes> for Message {
     fn from(payload: Bytes) -> Self {
+        Message::new(payload)
+    }
+}
+
+impl From<&'static str> for Message {
+    fn from(payload: &'static str) -> Self {
+        Message::new(payload)
+    }
+}
+
+impl From<Vec<u8>> for Message {
+    fn from(payload: Vec<u8>) -> Self {
         Message::new(payload)
     }
 }

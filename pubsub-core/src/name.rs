@@ -5,13 +5,15 @@
 //! pattern: `*` matches exactly one segment, `#` matches zero or more (AMQP topic
 //! rules). Every other character is literal: `?`, `[` or `\` never act as globs.
 
+use std::sync::Arc;
+
 use crate::{Error, Result};
 
 /// The longest topic name, in bytes.
 pub const MAX_NAME_LEN: usize = 255;
 
 /// One segment of a [`Pattern`].
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub enum Segment {
     /// A literal segment, matched byte for byte.
     Literal(String),
@@ -73,7 +75,109 @@ pub fn validate_group(group: &str) -> Result<()> {
     })
 }
 
-/// A parsed subscription pattern (or concrete name, which matches only itself).
+/// A concrete topic name, checked once: what publishing needs.
+///
+/// Cheap to clone (one reference count). `*` and `#` segments make a pattern, not a
+/// name: use [`Pattern`] for those.
+///
+/// ```
+/// use pubsub_core::TopicName;
+///
+/// let name = TopicName::new(format!("changed_task.{}", "alice")).unwrap();
+/// assert_eq!(name.as_str(), "changed_task.alice");
+/// assert!(TopicName::new("sync.*").is_err());
+/// ```
+#[derive(Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct TopicName(Arc<str>);
+
+impl TopicName {
+    /// Checks `name` against the naming rules; a pattern is refused.
+    pub fn new(name: impl AsRef<str> + Into<Arc<str>>) -> Result<Self> {
+        validate_concrete(name.as_ref())?;
+        Ok(TopicName(name.into()))
+    }
+
+    /// The name as text.
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+
+    /// The name as a shared string, for backends that keep it without copying.
+    pub fn as_arc(&self) -> &Arc<str> {
+        &self.0
+    }
+}
+
+impl std::ops::Deref for TopicName {
+    type Target = str;
+
+    fn deref(&self) -> &str {
+        &self.0
+    }
+}
+
+impl AsRef<str> for TopicName {
+    fn as_ref(&self) -> &str {
+        &self.0
+    }
+}
+
+impl std::borrow::Borrow<str> for TopicName {
+    fn borrow(&self) -> &str {
+        &self.0
+    }
+}
+
+impl PartialEq<str> for TopicName {
+    fn eq(&self, other: &str) -> bool {
+        &*self.0 == other
+    }
+}
+
+impl PartialEq<&str> for TopicName {
+    fn eq(&self, other: &&str) -> bool {
+        &*self.0 == *other
+    }
+}
+
+impl PartialEq<String> for TopicName {
+    fn eq(&self, other: &String) -> bool {
+        *self.0 == **other
+    }
+}
+
+impl std::fmt::Display for TopicName {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl std::fmt::Debug for TopicName {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        std::fmt::Debug::fmt(&*self.0, f)
+    }
+}
+
+impl TryFrom<&str> for TopicName {
+    type Error = Error;
+
+    fn try_from(name: &str) -> Result<Self> {
+        TopicName::new(name)
+    }
+}
+
+impl TryFrom<String> for TopicName {
+    type Error = Error;
+
+    fn try_from(name: String) -> Result<Self> {
+        TopicName::new(name)
+    }
+}
+
+/// A parsed subscription pattern, or a concrete name, which matches only itself.
+///
+/// Cheap to clone. Backends receive patterns already parsed and translate
+/// [`segments`](Self::segments) to their broker's syntax.
 ///
 /// ```
 /// use pubsub_core::Pattern;
@@ -83,19 +187,21 @@ pub fn validate_group(group: &str) -> Result<()> {
 /// assert!(p.matches("task.42.done.ok"));
 /// assert!(!p.matches("task"));
 /// assert!(!Pattern::parse("a.?").unwrap().matches("a.b"));
+/// assert_eq!(Pattern::parse("a.b").unwrap().as_name().map(|n| n.as_str()), Some("a.b"));
 /// ```
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Clone, PartialEq, Eq, Hash)]
 pub struct Pattern {
-    source: String,
-    segments: Vec<Segment>,
+    source: Arc<str>,
+    segments: Arc<[Segment]>,
     wildcard: bool,
 }
 
 impl Pattern {
     /// Parses and validates a name or pattern.
-    pub fn parse(name: &str) -> Result<Self> {
-        let wildcard = validate(name)?;
+    pub fn parse(name: impl AsRef<str> + Into<Arc<str>>) -> Result<Self> {
+        let wildcard = validate(name.as_ref())?;
         let segments = name
+            .as_ref()
             .split('.')
             .map(|s| match s {
                 "*" => Segment::One,
@@ -104,7 +210,7 @@ impl Pattern {
             })
             .collect();
         Ok(Pattern {
-            source: name.to_owned(),
+            source: name.into(),
             segments,
             wildcard,
         })
@@ -125,18 +231,44 @@ impl Pattern {
         self.wildcard
     }
 
+    /// The concrete name, when this is not a wildcard pattern.
+    pub fn as_name(&self) -> Option<TopicName> {
+        (!self.wildcard).then(|| TopicName(Arc::clone(&self.source)))
+    }
+
     /// Whether the concrete topic `topic` matches this pattern.
     pub fn matches(&self, topic: &str) -> bool {
         if !self.wildcard {
-            return self.source == topic;
+            return *self.source == *topic;
         }
         matches_segments(&self.segments, topic)
+    }
+}
+
+impl From<TopicName> for Pattern {
+    fn from(name: TopicName) -> Self {
+        let segments = name
+            .as_str()
+            .split('.')
+            .map(|s| Segment::Literal(s.to_owned()))
+            .collect();
+        Pattern {
+            source: name.0,
+            segments,
+            wildcard: false,
+        }
     }
 }
 
 impl std::fmt::Display for Pattern {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.write_str(&self.source)
+    }
+}
+
+impl std::fmt::Debug for Pattern {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        std::fmt::Debug::fmt(&*self.source, f)
     }
 }
 

@@ -4,15 +4,15 @@ use std::sync::Arc;
 
 use async_trait::async_trait;
 
-use crate::{name, Backend, Capabilities, Error, Message, PublishNow, Result};
-use crate::{SubscribeOptions, Subscription};
+use crate::backend::{Backend, Capabilities, Publisher, Publishing, PublishOptions};
+use crate::{name, Error, Message, Pattern, Result, SubscribeOptions, Subscription, TopicName};
 
 /// A backend whose topics all live under `<prefix>.`, so that several applications or
 /// test runs share one broker without seeing each other. Subscribers see the names
 /// without the prefix.
 ///
 /// ```
-/// use pubsub_core::{Prefixed, PubSub};
+/// use pubsub_core::{Prefixed, PubSub, Received};
 ///
 /// # #[tokio::main(flavor = "current_thread")]
 /// # async fn main() -> pubsub_core::Result<()> {
@@ -24,8 +24,10 @@ use crate::{SubscribeOptions, Subscription};
 /// let mut mine = staging.topic("message:stored").subscribe().await?;
 /// staging.topic("message:stored").publish(&1).await?;
 ///
-/// assert_eq!(raw.next().await.unwrap()?.topic(), "staging.message:stored");
-/// assert_eq!(mine.next().await.unwrap()?.topic(), "message:stored");
+/// let Some(Received::Message(seen)) = raw.next().await else { panic!() };
+/// assert_eq!(seen.topic(), "staging.message:stored");
+/// let Some(Received::Message(seen)) = mine.next().await else { panic!() };
+/// assert_eq!(seen.topic(), "message:stored");
 /// # Ok(())
 /// # }
 /// ```
@@ -59,66 +61,62 @@ impl<B: Backend> Prefixed<B> {
     }
 }
 
+#[deny(clippy::missing_trait_methods)]
 #[async_trait]
 impl<B: Backend> Backend for Prefixed<B> {
     fn capabilities(&self) -> Capabilities {
         self.inner.capabilities()
     }
 
-    async fn publish(&self, message: Message) -> Result<()> {
-        let topic = self.outer_to_inner(message.topic())?;
-        self.inner.publish(message.with_topic(topic)).await
+    fn publisher(&self, topic: &TopicName) -> Result<Arc<dyn Publisher>> {
+        let inner = TopicName::new(self.outer_to_inner(topic)?)?;
+        Ok(Arc::new(PrefixedPublisher {
+            inner: self.inner.publisher(&inner)?,
+            outer: topic.clone(),
+        }))
     }
 
-    fn publish_now(&self, message: Message) -> PublishNow {
-        let topic = match self.outer_to_inner(message.topic()) {
-            Ok(topic) => topic,
-            Err(invalid) => return PublishNow::Done(Err(invalid)),
-        };
-        let outer = message.topic_arc().cloned();
-        match self.inner.publish_now(message.with_topic(topic)) {
-            // Handed back for `publish`, which adds the prefix itself.
-            PublishNow::Later(message) => match outer {
-                Some(outer) => PublishNow::Later(message.with_topic(outer)),
-                None => PublishNow::Later(message),
-            },
-            done => done,
-        }
-    }
-
-    async fn publish_mandatory(&self, message: Message) -> Result<()> {
-        let topic = self.outer_to_inner(message.topic())?;
-        match self
-            .inner
-            .publish_mandatory(message.with_topic(topic))
-            .await
-        {
-            Err(Error::NoResponders { topic }) => Err(Error::NoResponders {
-                topic: topic
-                    .strip_prefix(&*self.prefix)
-                    .unwrap_or(&topic)
-                    .to_owned(),
-            }),
-            other => other,
-        }
-    }
-
-    async fn subscribe(&self, topic: &str, options: SubscribeOptions) -> Result<Subscription> {
-        let inner = self.outer_to_inner(topic)?;
+    async fn subscribe(&self, pattern: &Pattern, options: SubscribeOptions) -> Result<Subscription> {
+        let inner = Pattern::parse(self.outer_to_inner(pattern.as_str())?)?;
         let prefix = Arc::clone(&self.prefix);
         let subscription = self.inner.subscribe(&inner, options).await?;
         Ok(subscription.map_deliveries(move |delivery| {
-            delivery.map_message(|message| {
-                let outer = message.topic().strip_prefix(&*prefix).map(Arc::<str>::from);
-                match outer {
-                    Some(outer) => message.with_topic(outer),
-                    None => message,
-                }
-            })
+            let outer = delivery
+                .topic()
+                .strip_prefix(&*prefix)
+                .and_then(|outer| TopicName::new(outer).ok());
+            match outer {
+                Some(outer) => delivery.with_topic(outer),
+                None => delivery,
+            }
         }))
     }
 
     async fn close(&self) -> Result<()> {
         self.inner.close().await
+    }
+}
+
+/// The inner backend's publisher, with errors naming the topic as the user wrote it.
+#[derive(Debug)]
+struct PrefixedPublisher {
+    inner: Arc<dyn Publisher>,
+    outer: TopicName,
+}
+
+impl Publisher for PrefixedPublisher {
+    fn publish(&self, message: Message, options: PublishOptions) -> Publishing<'_> {
+        let publishing = self.inner.publish(message, options);
+        if !options.mandatory {
+            return publishing;
+        }
+        Publishing::pending(async move {
+            match publishing.await {
+                Err(Error::NoResponders { .. }) => Err(Error::NoResponders {
+                    topic: self.outer.to_string(),
+                }),
+                other => other,
+            }
+        })
     }
 }

@@ -2,6 +2,7 @@
 //! to their requests by correlation id.
 
 use std::collections::HashMap;
+use std::future::Future;
 use std::sync::{Arc, Mutex};
 
 use tokio::sync::oneshot;
@@ -9,7 +10,7 @@ use tokio::task::JoinHandle;
 
 use crate::message::{CORRELATION_ID, REPLY_TO};
 use crate::sync::lock;
-use crate::{Delivery, Error, Message, PubSub, Result};
+use crate::{Delivery, Error, Message, Pattern, PubSub, Received, Result, SubscribeOptions};
 
 type Pending = Arc<Mutex<HashMap<String, oneshot::Sender<Delivery>>>>;
 
@@ -24,12 +25,19 @@ pub(crate) struct Inbox {
 impl Inbox {
     pub(crate) async fn open(bus: &PubSub) -> Result<Self> {
         let topic: Arc<str> = format!("_inbox.{}", uuid::Uuid::new_v4().simple()).into();
-        let mut replies = bus.topic(&topic).subscribe().await?;
+        // Straight to the backend: a subscription that could reply would hold the bus,
+        // and the bus holds this inbox.
+        let mut replies = bus
+            .backend()
+            .subscribe(&Pattern::parse(Arc::clone(&topic))?, SubscribeOptions::new())
+            .await?;
         let pending = Pending::default();
         let waiting = Arc::clone(&pending);
         let task = tokio::spawn(async move {
-            while let Some(item) = replies.next().await {
-                let Ok(reply) = item else { continue };
+            while let Some(received) = replies.next().await {
+                let Received::Message(reply) = received else {
+                    continue;
+                };
                 let Some(id) = reply.header(CORRELATION_ID) else {
                     continue;
                 };
@@ -49,25 +57,26 @@ impl Inbox {
         })
     }
 
-    /// Publishes `message` as a request on `topic` and waits for its reply.
-    pub(crate) async fn exchange(
+    /// Addresses `message` as a request to this inbox; the future is its reply.
+    pub(crate) fn prepare(
         &self,
-        bus: &PubSub,
-        topic: &Arc<str>,
         message: Message,
-    ) -> Result<Delivery> {
+    ) -> (Message, impl Future<Output = Result<Delivery>> + '_) {
         let id = uuid::Uuid::new_v4().simple().to_string();
         let (sender, reply) = oneshot::channel();
         lock(&self.pending).insert(id.clone(), sender);
-        let _forget = Forget {
-            pending: &self.pending,
-            id: &id,
-        };
         let message = message
             .with_header(REPLY_TO, &*self.topic)
             .with_header(CORRELATION_ID, &id);
-        bus.send_message(topic, message, true).await?;
-        reply.await.map_err(|_| Error::Closed)
+        let forget = Forget {
+            pending: &self.pending,
+            id,
+        };
+        let reply = async move {
+            let _forget = forget;
+            reply.await.map_err(|_| Error::Closed)
+        };
+        (message, reply)
     }
 }
 
@@ -81,11 +90,11 @@ impl Drop for Inbox {
 /// timeout, cancellation).
 struct Forget<'a> {
     pending: &'a Pending,
-    id: &'a str,
+    id: String,
 }
 
 impl Drop for Forget<'_> {
     fn drop(&mut self) {
-        lock(self.pending).remove(self.id);
+        lock(self.pending).remove(&self.id);
     }
 }

@@ -1,27 +1,27 @@
 //! The stream of deliveries a subscriber reads.
 
+use std::future::{poll_fn, Future};
 use std::pin::Pin;
-use std::sync::Arc;
 use std::task::{Context, Poll};
 
 use futures::future::BoxFuture;
 use futures::Stream;
 
-use crate::{Backend, Delivery, Result};
+use crate::ring::RingReceiver;
+use crate::{Delivery, PubSub, Received, Result};
 
-type DeliveryStream = Pin<Box<dyn Stream<Item = Result<Delivery>> + Send>>;
 type Unsubscribe = Box<dyn FnOnce() -> BoxFuture<'static, Result<()>> + Send>;
+type Rename = Box<dyn Fn(Delivery) -> Delivery + Send + Sync>;
 
-/// A live subscription: a [`Stream`] of `Result<Delivery>`.
+/// A live subscription: deliveries and [`Signal`](crate::Signal)s, read with
+/// [`next`](Self::next) or as a [`Stream`] of [`Received`].
 ///
-/// `Err` items are signals ([`Error::Lagged`](crate::Error::Lagged),
-/// [`Error::Gap`](crate::Error::Gap)) and the stream goes on after them. The stream
-/// ends only when the subscription is dropped or unsubscribed, or the bus is closed.
-/// Dropping it unsubscribes; [`unsubscribe`](Self::unsubscribe) does the same and
-/// waits until the broker has confirmed.
+/// The stream goes on after a signal, and ends only when the subscription is dropped or
+/// unsubscribed, or the bus is closed. Dropping it unsubscribes; [`unsubscribe`]
+/// does the same and waits until the broker has confirmed.
 ///
 /// ```
-/// use pubsub_core::PubSub;
+/// use pubsub_core::{PubSub, Received};
 ///
 /// # #[tokio::main(flavor = "current_thread")]
 /// # async fn main() -> pubsub_core::Result<()> {
@@ -29,75 +29,121 @@ type Unsubscribe = Box<dyn FnOnce() -> BoxFuture<'static, Result<()>> + Send>;
 /// let mut sub = bus.topic("sync.*").subscribe().await?;
 /// bus.topic("sync.alice").publish(&serde_json::json!({"stored_count": 2})).await?;
 ///
-/// while let Some(item) = sub.next().await {
-///     let delivery = item?;
-///     assert_eq!(delivery.topic(), "sync.alice");
-///     break;
+/// while let Some(received) = sub.next().await {
+///     match received {
+///         Received::Message(delivery) => {
+///             assert_eq!(delivery.topic(), "sync.alice");
+///             break;
+///         }
+///         Received::Signal(signal) => eprintln!("sync listener: {signal}"),
+///     }
 /// }
 /// sub.unsubscribe().await?;
 /// # Ok(())
 /// # }
 /// ```
-#[must_use = "a subscription delivers nothing unless it is polled"]
+///
+/// [`unsubscribe`]: Self::unsubscribe
+#[must_use = "a subscription delivers nothing unless it is read"]
 pub struct Subscription {
-    stream: DeliveryStream,
+    // Fields drop in order: the ring's receiver is gone before the guard releases the
+    // registration, so the backend sees the subscription as ended.
+    receiver: RingReceiver<Delivery>,
+    guard: Option<Box<dyn Send + Sync>>,
     unsubscribe: Option<Unsubscribe>,
-    replies: Option<Arc<dyn Backend>>,
+    rename: Option<Rename>,
+    replies: Option<PubSub>,
 }
 
 impl Subscription {
-    /// Wraps a backend's stream of deliveries. Dropping the stream must release the
-    /// subscription.
-    pub fn new(stream: impl Stream<Item = Result<Delivery>> + Send + 'static) -> Self {
+    /// A subscription reading `receiver`, which a backend fills. For backends.
+    pub fn new(receiver: RingReceiver<Delivery>) -> Self {
         Subscription {
-            stream: Box::pin(stream),
+            receiver,
+            guard: None,
             unsubscribe: None,
+            rename: None,
             replies: None,
         }
     }
 
-    /// Adds a step that [`unsubscribe`](Self::unsubscribe) awaits after dropping the
-    /// stream, for backends whose broker confirms an unsubscribe.
+    /// Keeps `guard` alive as long as the subscription; dropping it releases the
+    /// subscription with the backend. For backends.
+    pub fn with_guard(mut self, guard: impl Send + Sync + 'static) -> Self {
+        self.guard = Some(Box::new(guard));
+        self
+    }
+
+    /// Adds a step that [`unsubscribe`](Self::unsubscribe) awaits after releasing the
+    /// subscription, for backends whose broker confirms an unsubscribe.
     pub fn with_unsubscribe<F, Fut>(mut self, unsubscribe: F) -> Self
     where
         F: FnOnce() -> Fut + Send + 'static,
-        Fut: std::future::Future<Output = Result<()>> + Send + 'static,
+        Fut: Future<Output = Result<()>> + Send + 'static,
     {
         self.unsubscribe = Some(Box::new(move || Box::pin(unsubscribe())));
         self
     }
 
-    pub(crate) fn with_replies(mut self, backend: Arc<dyn Backend>) -> Self {
-        self.replies = Some(backend);
+    /// Transforms every delivery on its way out (a decorator renaming topics), after
+    /// any transformation already set.
+    pub fn map_deliveries(
+        mut self,
+        f: impl Fn(Delivery) -> Delivery + Send + Sync + 'static,
+    ) -> Self {
+        self.rename = Some(match self.rename.take() {
+            Some(first) => Box::new(move |delivery| f(first(delivery))),
+            None => Box::new(f),
+        });
         self
     }
 
-    /// Transforms every delivery, keeping the unsubscribe step. For decorators.
-    pub fn map_deliveries<F>(self, mut f: F) -> Self
-    where
-        F: FnMut(Delivery) -> Delivery + Send + 'static,
-    {
-        use futures::StreamExt;
-        Subscription {
-            stream: Box::pin(self.stream.map(move |item| item.map(&mut f))),
-            ..self
-        }
+    pub(crate) fn with_replies(mut self, bus: PubSub) -> Self {
+        self.replies = Some(bus);
+        self
     }
 
-    /// The next delivery or signal; `None` once the subscription has ended. The same
-    /// as `StreamExt::next`, without the import.
-    pub async fn next(&mut self) -> Option<Result<Delivery>> {
-        futures::StreamExt::next(self).await
+    /// The next delivery or signal; `None` once the subscription has ended.
+    ///
+    /// # Cancel safety
+    ///
+    /// This method is cancel safe: a delivery is taken only when it returns, so in a
+    /// `tokio::select!` that picks another branch, no message is lost.
+    pub async fn next(&mut self) -> Option<Received> {
+        poll_fn(|cx| self.poll_item(cx)).await
+    }
+
+    fn poll_item(&mut self, cx: &mut Context<'_>) -> Poll<Option<Received>> {
+        self.receiver.poll_recv(cx).map(|item| {
+            item.map(|received| {
+                received.map(|mut delivery| {
+                    if let Some(rename) = &self.rename {
+                        delivery = rename(delivery);
+                    }
+                    if let Some(bus) = &self.replies {
+                        delivery.set_replies(bus);
+                    }
+                    delivery
+                })
+            })
+        })
     }
 
     /// Ends the subscription and waits until the backend has released it.
+    ///
+    /// # Cancel safety
+    ///
+    /// The subscription is released with the broker when this is cancelled too, in the
+    /// background.
     pub async fn unsubscribe(self) -> Result<()> {
         let Subscription {
-            stream,
+            receiver,
+            guard,
             unsubscribe,
             ..
         } = self;
-        drop(stream);
+        drop(receiver);
+        drop(guard);
         match unsubscribe {
             Some(unsubscribe) => unsubscribe().await,
             None => Ok(()),
@@ -106,31 +152,17 @@ impl Subscription {
 }
 
 impl Stream for Subscription {
-    type Item = Result<Delivery>;
+    type Item = Received;
 
-    fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
-        let this = &mut *self;
-        match this.stream.as_mut().poll_next(cx) {
-            Poll::Ready(Some(Ok(mut delivery))) => {
-                // Only requests need a way to answer; the rest skip the refcount bump.
-                if let Some(backend) = &this.replies {
-                    if delivery.header(crate::message::REPLY_TO).is_some() {
-                        delivery.set_reply_backend(backend);
-                    }
-                }
-                Poll::Ready(Some(Ok(delivery)))
-            }
-            other => other,
-        }
-    }
-
-    fn size_hint(&self) -> (usize, Option<usize>) {
-        self.stream.size_hint()
+    fn poll_next(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Received>> {
+        self.get_mut().poll_item(cx)
     }
 }
 
 impl std::fmt::Debug for Subscription {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Subscription").finish_non_exhaustive()
+        f.debug_struct("Subscription")
+            .field("receiver", &self.receiver)
+            .finish_non_exhaustive()
     }
 }

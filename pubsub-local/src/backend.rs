@@ -1,13 +1,15 @@
-//! `LocalBackend`: the registry of channels and queues that publishes walk.
+//! `LocalBackend`: the registry of subscriptions, and the publishers that read routes.
 
-use std::sync::{Arc, RwLock, RwLockReadGuard, RwLockWriteGuard};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, RwLock, RwLockWriteGuard, Weak};
 
 use async_trait::async_trait;
-use pubsub_core::{Backend, Capabilities, Error, Message, Pattern, PublishNow, Result};
-use pubsub_core::{SubscribeOptions, Subscription};
+use pubsub_core::backend::{Backend, Capabilities, Publisher, Publishing, PublishOptions};
+use pubsub_core::ring;
+use pubsub_core::{Error, Message, Pattern, Result, SubscribeOptions, Subscription, TopicName};
 
-use crate::broadcast::Channels;
-use crate::group::GroupQueue;
+use crate::group::{GroupQueue, Membership};
+use crate::routes::{Registry, Route, Sink};
 
 /// Buffer sizes and limits of a [`LocalBackend`].
 ///
@@ -71,25 +73,15 @@ pub struct LocalBackend {
 }
 
 #[derive(Debug, Default)]
-pub(crate) struct Shared {
-    state: RwLock<State>,
+struct Shared {
+    registry: RwLock<Registry>,
+    closed: AtomicBool,
     options: LocalOptions,
 }
 
-#[derive(Debug, Default)]
-pub(crate) struct State {
-    closed: bool,
-    pub(crate) channels: Channels,
-    groups: Vec<Arc<GroupQueue>>,
-}
-
 impl Shared {
-    pub(crate) fn read(&self) -> RwLockReadGuard<'_, State> {
-        self.state.read().unwrap_or_else(|e| e.into_inner())
-    }
-
-    pub(crate) fn write(&self) -> RwLockWriteGuard<'_, State> {
-        self.state.write().unwrap_or_else(|e| e.into_inner())
+    fn registry(&self) -> RwLockWriteGuard<'_, Registry> {
+        self.registry.write().unwrap_or_else(|e| e.into_inner())
     }
 }
 
@@ -103,33 +95,38 @@ impl LocalBackend {
     pub fn with_options(options: LocalOptions) -> Self {
         LocalBackend {
             shared: Arc::new(Shared {
-                state: RwLock::default(),
+                registry: RwLock::default(),
+                closed: AtomicBool::new(false),
                 options,
             }),
         }
     }
 
-    /// Hands `message` to every matching subscription and group; returns how many
-    /// took it.
-    fn deliver(&self, message: Message) -> Result<usize> {
-        let state = self.shared.read();
-        if state.closed {
-            return Err(Error::Closed);
-        }
-        if state.groups.is_empty() {
-            return Ok(state.channels.send(message));
-        }
-        let mut receivers = state.channels.send(message.clone());
-        for queue in &state.groups {
-            if queue.accepts(message.topic()) {
-                queue.push(message.clone())?;
-                receivers += 1;
+    fn subscribe_group(
+        &self,
+        pattern: &Pattern,
+        group: String,
+        options: &SubscribeOptions,
+    ) -> Result<Subscription> {
+        let defaults = &self.shared.options;
+        let queue = {
+            let mut registry = self.shared.registry();
+            match registry.group(&group, pattern) {
+                Some(queue) => queue,
+                None => {
+                    let capacity = options.buffer.unwrap_or(defaults.group_capacity).max(1);
+                    let queue = Arc::new(GroupQueue::new(group, pattern.clone(), capacity));
+                    registry.add(pattern.clone(), Sink::Group(Arc::clone(&queue)));
+                    queue
+                }
             }
-        }
-        Ok(receivers)
+        };
+        let (id, receiver) = queue.join(options.prefetch.unwrap_or(defaults.prefetch))?;
+        Ok(Subscription::new(receiver).with_guard(Membership { queue, id }))
     }
 }
 
+#[deny(clippy::missing_trait_methods)]
 #[async_trait]
 impl Backend for LocalBackend {
     fn capabilities(&self) -> Capabilities {
@@ -142,68 +139,98 @@ impl Backend for LocalBackend {
             .no_responders(true)
     }
 
-    fn publish_now(&self, message: Message) -> PublishNow {
-        PublishNow::Done(self.deliver(message).map(drop))
+    fn publisher(&self, topic: &TopicName) -> Result<Arc<dyn Publisher>> {
+        Ok(Arc::new(LocalPublisher {
+            route: self.shared.registry().route(topic),
+            shared: Arc::clone(&self.shared),
+        }))
     }
 
-    async fn publish(&self, message: Message) -> Result<()> {
-        self.deliver(message).map(drop)
-    }
-
-    async fn publish_mandatory(&self, message: Message) -> Result<()> {
-        let topic = message.topic().to_owned();
-        match self.deliver(message)? {
-            0 => Err(Error::NoResponders { topic }),
-            _ => Ok(()),
-        }
-    }
-
-    async fn subscribe(&self, topic: &str, options: SubscribeOptions) -> Result<Subscription> {
-        let pattern = Pattern::parse(topic)?;
-        let mut state = self.shared.write();
-        if state.closed {
+    async fn subscribe(&self, pattern: &Pattern, options: SubscribeOptions) -> Result<Subscription> {
+        if self.shared.closed.load(Ordering::Acquire) {
             return Err(Error::Closed);
         }
-        let Some(group) = options.group else {
-            let buffer = options.buffer.unwrap_or(self.shared.options.buffer).max(1);
-            let receiver = state.channels.subscribe(pattern.clone(), buffer);
-            return Ok(crate::broadcast::subscription(
-                receiver,
-                pattern,
-                Arc::downgrade(&self.shared),
-            ));
+        if let Some(group) = options.group.clone() {
+            return self.subscribe_group(pattern, group, &options);
+        }
+        let buffer = options.buffer.unwrap_or(self.shared.options.buffer);
+        let (ring, receiver) = ring::channel(buffer);
+        let mut registry = self.shared.registry();
+        // Checked again under the lock, so a concurrent close cannot miss this one.
+        if self.shared.closed.load(Ordering::Acquire) {
+            return Err(Error::Closed);
+        }
+        let id = registry.add(pattern.clone(), Sink::Broadcast { id: 0, ring });
+        let registration = Registration {
+            pattern: pattern.clone(),
+            id,
+            shared: Arc::downgrade(&self.shared),
         };
-        let queue = match state
-            .groups
-            .iter()
-            .find(|q| q.name() == group && q.pattern() == &pattern)
-        {
-            Some(queue) => Arc::clone(queue),
-            None => {
-                let capacity = options.buffer.unwrap_or(self.shared.options.group_capacity);
-                let queue = Arc::new(GroupQueue::new(group, pattern, capacity.max(1)));
-                state.groups.push(Arc::clone(&queue));
-                queue
-            }
-        };
-        let prefetch = options.prefetch.unwrap_or(self.shared.options.prefetch);
-        Ok(crate::group::subscription(queue, prefetch.max(1)))
+        Ok(Subscription::new(receiver).with_guard(registration))
     }
 
     async fn close(&self) -> Result<()> {
-        let mut state = self.shared.write();
-        state.closed = true;
-        state.channels = Channels::default();
-        for queue in state.groups.drain(..) {
-            queue.close();
-        }
+        let mut registry = self.shared.registry();
+        self.shared.closed.store(true, Ordering::Release);
+        registry.close();
         Ok(())
     }
 }
 
+/// The publisher of one topic: its route, read on every publish.
+#[derive(Debug)]
+struct LocalPublisher {
+    route: Arc<Route>,
+    shared: Arc<Shared>,
+}
+
+impl Publisher for LocalPublisher {
+    fn publish(&self, message: Message, options: PublishOptions) -> Publishing<'_> {
+        if self.shared.closed.load(Ordering::Acquire) {
+            return Publishing::done(Err(Error::Closed));
+        }
+        Publishing::done(match self.route.deliver(message) {
+            Ok(0) if options.mandatory => Err(Error::NoResponders {
+                topic: self.route.topic().to_string(),
+            }),
+            Ok(_) => Ok(()),
+            Err(refused) => Err(refused),
+        })
+    }
+}
+
+/// A broadcast subscription's place in the registry, released when it ends.
+struct Registration {
+    pattern: Pattern,
+    id: u64,
+    shared: Weak<Shared>,
+}
+
+impl Drop for Registration {
+    fn drop(&mut self) {
+        if let Some(shared) = self.shared.upgrade() {
+            shared.registry().remove(&self.pattern, self.id);
+        }
+    }
+}
+
 #[cfg(test)]
-impl LocalBackend {
-    pub(crate) fn channels_are_empty(&self) -> bool {
-        self.shared.read().channels.is_empty()
+mod tests {
+    use super::*;
+    use pubsub_core::PubSub;
+
+    #[tokio::test]
+    async fn ended_subscriptions_leave_nothing_behind() {
+        let backend = LocalBackend::new();
+        let bus = PubSub::new(backend.clone());
+        let topic = bus.topic("a.b");
+        topic.publish(&0).await.unwrap();
+        let a = topic.subscribe().await.unwrap();
+        let b = bus.topic("a.*").subscribe().await.unwrap();
+        let c = topic.subscribe().await.unwrap();
+        drop((a, b));
+        assert!(!backend.shared.registry().is_empty());
+        drop(c);
+        assert!(backend.shared.registry().is_empty());
     }
 }

@@ -1,12 +1,18 @@
 //! Groups: competing consumers on a bounded priority queue with acks.
+//!
+//! The queue pushes work to its members, as a broker does: each message goes to the
+//! next member in turn that has a free prefetch slot, into that member's ring (so one
+//! member is woken per message, never all). Settling a delivery frees the slot and
+//! sends the next waiting message; a delivery dropped unsettled, or buffered in the
+//! ring of a member that left, comes back to the queue with its attempt counted.
 
 use std::cmp::Ordering;
 use std::collections::{BinaryHeap, HashMap};
 use std::sync::{Arc, Mutex, MutexGuard};
 
 use async_trait::async_trait;
-use pubsub_core::{Acker, Delivery, Error, Message, Pattern, Result, Subscription};
-use tokio::sync::Notify;
+use pubsub_core::ring::{self, RingReceiver, RingSender};
+use pubsub_core::{Acker, Delivery, Error, Message, Pattern, Result, TopicName};
 
 /// One group's queue for one name or pattern, shared by the group's members. It
 /// outlives its members, as a durable broker queue does: messages wait for the next.
@@ -16,20 +22,29 @@ pub(crate) struct GroupQueue {
     pattern: Pattern,
     capacity: usize,
     state: Mutex<QueueState>,
-    /// Wakes members when a message arrives, one is settled, or the queue closes.
-    changed: Notify,
 }
 
 #[derive(Debug, Default)]
 struct QueueState {
     ready: BinaryHeap<Waiting>,
+    /// Places promised to publishes that are on their way in.
+    reserved: usize,
     in_flight: HashMap<u64, InFlight>,
-    /// Unacknowledged messages per member.
-    held: HashMap<u64, u16>,
+    members: Vec<Member>,
+    /// Where the search for the next member starts: members take turns.
+    turn: usize,
     next_seq: u64,
     next_tag: u64,
     next_member: u64,
     closed: bool,
+}
+
+#[derive(Debug)]
+struct Member {
+    id: u64,
+    ring: RingSender<Delivery>,
+    held: u16,
+    prefetch: u16,
 }
 
 /// A message waiting in the queue: highest priority first, then oldest first.
@@ -37,6 +52,8 @@ struct QueueState {
 struct Waiting {
     priority: u8,
     seq: u64,
+    attempt: u32,
+    topic: TopicName,
     message: Message,
 }
 
@@ -62,23 +79,11 @@ impl PartialEq for Waiting {
 
 impl Eq for Waiting {}
 
+/// A message out with a member, kept to be requeued at its old place.
 #[derive(Debug)]
 struct InFlight {
     member: u64,
-    seq: u64,
-    message: Message,
-}
-
-impl InFlight {
-    /// Back to the queue at its old place, counting one more attempt.
-    fn requeue(self) -> Waiting {
-        let attempt = self.message.attempt() + 1;
-        Waiting {
-            priority: self.message.priority(),
-            seq: self.seq,
-            message: self.message.with_attempt(attempt),
-        }
-    }
+    waiting: Waiting,
 }
 
 impl GroupQueue {
@@ -88,7 +93,6 @@ impl GroupQueue {
             pattern,
             capacity,
             state: Mutex::default(),
-            changed: Notify::new(),
         }
     }
 
@@ -96,115 +100,147 @@ impl GroupQueue {
         &self.name
     }
 
-    pub(crate) fn pattern(&self) -> &Pattern {
-        &self.pattern
-    }
-
-    pub(crate) fn accepts(&self, topic: &str) -> bool {
-        self.pattern.matches(topic)
-    }
-
     fn lock(&self) -> MutexGuard<'_, QueueState> {
         self.state.lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    pub(crate) fn push(&self, message: Message) -> Result<()> {
-        {
+    /// Promises a place to a message that is about to be pushed.
+    pub(crate) fn reserve(&self) -> Result<()> {
+        let mut state = self.lock();
+        if state.ready.len() + state.reserved >= self.capacity {
+            return Err(Error::QueueFull {
+                queue: format!("{}@{}", self.name, self.pattern),
+                capacity: self.capacity,
+            });
+        }
+        state.reserved += 1;
+        Ok(())
+    }
+
+    /// Takes back a promise that will not be used.
+    pub(crate) fn unreserve(&self) {
+        let mut state = self.lock();
+        state.reserved = state.reserved.saturating_sub(1);
+    }
+
+    /// Queues a message whose place was [`reserve`](Self::reserve)d.
+    pub(crate) fn push_reserved(self: &Arc<Self>, topic: &TopicName, message: Message) {
+        let sends = {
             let mut state = self.lock();
-            if state.ready.len() >= self.capacity {
-                return Err(Error::QueueFull {
-                    queue: format!("{}@{}", self.name, self.pattern),
-                    capacity: self.capacity,
-                });
-            }
+            state.reserved = state.reserved.saturating_sub(1);
             state.next_seq += 1;
             let seq = state.next_seq;
             state.ready.push(Waiting {
                 priority: message.priority(),
                 seq,
-                message: message.with_attempt(1),
+                attempt: 1,
+                topic: topic.clone(),
+                message,
             });
-        }
-        self.changed.notify_waiters();
-        Ok(())
+            self.dispatch(&mut state)
+        };
+        send(sends);
     }
 
     pub(crate) fn close(&self) {
-        self.lock().closed = true;
-        self.changed.notify_waiters();
-    }
-
-    fn join(&self) -> u64 {
         let mut state = self.lock();
-        state.next_member += 1;
-        let member = state.next_member;
-        state.held.insert(member, 0);
-        member
+        state.closed = true;
+        for member in state.members.drain(..) {
+            member.ring.close();
+        }
     }
 
-    /// A member leaves: what it held goes back to the queue for the others.
-    fn leave(&self, member: u64) {
-        {
+    /// A new member with `prefetch` slots; its ring never holds more than that, so it
+    /// never drops a message.
+    pub(crate) fn join(self: &Arc<Self>, prefetch: u16) -> Result<(u64, RingReceiver<Delivery>)> {
+        let prefetch = prefetch.max(1);
+        let (ring, receiver) = ring::channel(usize::from(prefetch));
+        let (id, sends) = {
             let mut state = self.lock();
-            state.held.remove(&member);
-            let tags: Vec<u64> = state
-                .in_flight
-                .iter()
-                .filter(|(_, f)| f.member == member)
-                .map(|(tag, _)| *tag)
-                .collect();
-            for tag in tags {
-                if let Some(flight) = state.in_flight.remove(&tag) {
-                    state.ready.push(flight.requeue());
-                }
+            if state.closed {
+                return Err(Error::Closed);
             }
-        }
-        self.changed.notify_waiters();
-    }
-
-    /// The next message for `member`, if one waits and the member has room for it.
-    /// `None` inside `Some` means the queue is closed.
-    fn take(self: &Arc<Self>, member: u64, prefetch: u16) -> Option<Option<Delivery>> {
-        let mut state = self.lock();
-        if state.closed {
-            return Some(None);
-        }
-        if state.held.get(&member).copied().unwrap_or(0) >= prefetch {
-            return None;
-        }
-        let waiting = state.ready.pop()?;
-        state.next_tag += 1;
-        let tag = state.next_tag;
-        *state.held.entry(member).or_default() += 1;
-        state.in_flight.insert(
-            tag,
-            InFlight {
-                member,
-                seq: waiting.seq,
-                message: waiting.message.clone(),
-            },
-        );
-        let acker = GroupAcker {
-            queue: Arc::clone(self),
-            tag,
+            state.next_member += 1;
+            let id = state.next_member;
+            state.members.push(Member {
+                id,
+                ring,
+                held: 0,
+                prefetch,
+            });
+            (id, self.dispatch(&mut state))
         };
-        Some(Some(Delivery::with_acker(waiting.message, acker)))
+        send(sends);
+        Ok((id, receiver))
     }
 
-    fn settle(&self, tag: u64, requeue: bool) {
-        {
+    /// A member leaves; what it holds comes back as its deliveries are dropped.
+    pub(crate) fn leave(&self, member: u64) {
+        self.lock().members.retain(|m| m.id != member);
+    }
+
+    /// Pairs waiting messages with members that have room, in turn. The pushes into
+    /// the members' rings happen after the lock is released ([`send`]): a push that
+    /// finds its member gone drops the delivery, which comes back here.
+    fn dispatch(self: &Arc<Self>, state: &mut QueueState) -> Vec<(RingSender<Delivery>, Delivery)> {
+        let mut sends = Vec::new();
+        while !state.ready.is_empty() && !state.members.is_empty() {
+            let count = state.members.len();
+            let Some(at) = (0..count)
+                .map(|i| (state.turn + i) % count)
+                .find(|&i| {
+                    let member = &state.members[i];
+                    member.held < member.prefetch && !member.ring.is_closed()
+                })
+            else {
+                break;
+            };
+            state.turn = (at + 1) % count;
+            let Some(waiting) = state.ready.pop() else {
+                break;
+            };
+            state.next_tag += 1;
+            let tag = state.next_tag;
+            let member = &mut state.members[at];
+            member.held += 1;
+            let delivery = Delivery::new(waiting.topic.clone(), waiting.message.clone())
+                .with_attempt(waiting.attempt)
+                .with_acker(GroupAcker {
+                    queue: Arc::clone(self),
+                    tag,
+                });
+            sends.push((member.ring.clone(), delivery));
+            let member = member.id;
+            state.in_flight.insert(tag, InFlight { member, waiting });
+        }
+        sends
+    }
+
+    fn settle(self: &Arc<Self>, tag: u64, requeue: bool) {
+        let sends = {
             let mut state = self.lock();
             let Some(flight) = state.in_flight.remove(&tag) else {
                 return;
             };
-            if let Some(held) = state.held.get_mut(&flight.member) {
-                *held = held.saturating_sub(1);
+            if let Some(member) = state.members.iter_mut().find(|m| m.id == flight.member) {
+                member.held = member.held.saturating_sub(1);
             }
-            if requeue {
-                state.ready.push(flight.requeue());
+            if requeue && !state.closed {
+                let mut waiting = flight.waiting;
+                waiting.attempt += 1;
+                state.ready.push(waiting);
             }
-        }
-        self.changed.notify_waiters();
+            self.dispatch(&mut state)
+        };
+        send(sends);
+    }
+}
+
+/// Pushes deliveries into members' rings, outside the queue's lock.
+fn send(sends: Vec<(RingSender<Delivery>, Delivery)>) {
+    for (ring, delivery) in sends {
+        // A member that left hands the delivery back; dropping it requeues it.
+        drop(ring.push(delivery));
     }
 }
 
@@ -215,55 +251,29 @@ struct GroupAcker {
 
 #[async_trait]
 impl Acker for GroupAcker {
-    async fn ack(&self) -> Result<()> {
+    async fn ack(self: Box<Self>) -> Result<()> {
         self.queue.settle(self.tag, false);
         Ok(())
     }
 
-    async fn nack(&self, requeue: bool) -> Result<()> {
+    async fn nack(self: Box<Self>, requeue: bool) -> Result<()> {
         self.queue.settle(self.tag, requeue);
         Ok(())
     }
-}
 
-/// A member's place in the group; leaving gives back what it held.
-struct Member {
-    queue: Arc<GroupQueue>,
-    id: u64,
-    prefetch: u16,
-}
-
-impl Member {
-    async fn next(&self) -> Option<Delivery> {
-        loop {
-            let changed = self.queue.changed.notified();
-            tokio::pin!(changed);
-            // Registered before looking, so a change between the look and the wait
-            // still wakes us.
-            changed.as_mut().enable();
-            if let Some(found) = self.queue.take(self.id, self.prefetch) {
-                return found;
-            }
-            changed.await;
-        }
+    fn release(self: Box<Self>) {
+        self.queue.settle(self.tag, true);
     }
 }
 
-impl Drop for Member {
+/// A member's place in its group, released when its subscription ends.
+pub(crate) struct Membership {
+    pub(crate) queue: Arc<GroupQueue>,
+    pub(crate) id: u64,
+}
+
+impl Drop for Membership {
     fn drop(&mut self) {
         self.queue.leave(self.id);
     }
-}
-
-pub(crate) fn subscription(queue: Arc<GroupQueue>, prefetch: u16) -> Subscription {
-    let id = queue.join();
-    let member = Member {
-        queue,
-        id,
-        prefetch,
-    };
-    Subscription::new(futures::stream::unfold(member, |member| async move {
-        let delivery = member.next().await?;
-        Some((Ok(delivery), member))
-    }))
 }

@@ -1,21 +1,20 @@
-//! The whole conformance suite on the in-process backend.
+//! The whole conformance suite on the in-process backend, directly and through the
+//! `Prefixed` decorator (a decorator keeps every semantic).
 
-use pubsub_core::PubSub;
+use pubsub_core::{Prefixed, PubSub};
 
-async fn bus() -> PubSub {
+async fn local() -> PubSub {
     pubsub_local::LocalBackend::new().into()
 }
 
-pubsub_core::conformance_tests!(bus);
+async fn prefixed() -> PubSub {
+    let backend = pubsub_local::LocalBackend::new();
+    PubSub::new(Prefixed::new(backend, "tenant.a").expect("a valid prefix"))
+}
 
-/// The suite again through the `Prefixed` decorator: a decorator keeps every semantic.
-mod prefixed {
-    use pubsub_core::{Prefixed, PubSub};
-
-    async fn bus() -> PubSub {
-        let backend = pubsub_local::LocalBackend::new();
-        PubSub::new(Prefixed::new(backend, "tenant.a").expect("a valid prefix"))
-    }
-
-    pubsub_core::conformance_tests!(bus);
+fn main() -> std::process::ExitCode {
+    pubsub_core::testkit::Conformance::new()
+        .backend("local", local)
+        .backend("prefixed", prefixed)
+        .run()
 }

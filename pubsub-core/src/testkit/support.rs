@@ -1,11 +1,12 @@
-//! What every case needs: a factory for buses, unique names, bounded waits.
+//! What every case needs: a factory for buses, unique names, bounded waits. Public so
+//! that backends' own tests wait the same way.
 
 use std::future::Future;
 use std::time::Duration;
 
 use futures::future::BoxFuture;
 
-use crate::{Delivery, PubSub, Result, Subscription};
+use crate::{Delivery, PubSub, Received, Subscription};
 
 /// How long a case waits for something that should happen.
 pub const PATIENCE: Duration = Duration::from_secs(10);
@@ -36,7 +37,7 @@ pub fn unique(prefix: &str) -> String {
 }
 
 /// The next item of `sub`, or a panic naming `what` after [`PATIENCE`].
-pub async fn next_item(sub: &mut Subscription, what: &str) -> Result<Delivery> {
+pub async fn next_item(sub: &mut Subscription, what: &str) -> Received {
     match tokio::time::timeout(PATIENCE, sub.next()).await {
         Ok(Some(item)) => item,
         Ok(None) => panic!("{what}: the subscription ended"),
@@ -44,11 +45,12 @@ pub async fn next_item(sub: &mut Subscription, what: &str) -> Result<Delivery> {
     }
 }
 
-/// The next delivery of `sub`, skipping no signal: an `Err` item fails the case.
+/// The next delivery of `sub`, skipping no signal: a signal fails the case.
 pub async fn next(sub: &mut Subscription, what: &str) -> Delivery {
-    next_item(sub, what)
-        .await
-        .unwrap_or_else(|e| panic!("{what}: expected a delivery, got the error {e}"))
+    match next_item(sub, what).await {
+        Received::Message(delivery) => delivery,
+        Received::Signal(signal) => panic!("{what}: expected a delivery, got the signal {signal}"),
+    }
 }
 
 /// Awaits `future`, failing the case if it takes longer than [`PATIENCE`].
@@ -61,12 +63,4 @@ pub async fn within<T>(what: &str, future: impl Future<Output = T>) -> T {
 /// The payload as text, for assertions.
 pub fn text(delivery: &Delivery) -> String {
     String::from_utf8_lossy(delivery.payload()).into_owned()
-}
-
-/// `N` distinct free loopback ports for a private broker (held together so they differ).
-pub(crate) fn free_ports<const N: usize>() -> [u16; N] {
-    let listeners: Vec<std::net::TcpListener> = (0..N)
-        .map(|_| std::net::TcpListener::bind("127.0.0.1:0").expect("bind a free loopback port"))
-        .collect();
-    std::array::from_fn(|i| listeners[i].local_addr().expect("local address").port())
 }

@@ -3,7 +3,7 @@
 //! runs.
 //!
 //! ```no_run
-//! use pubsub_core::testkit::rabbitmq_server::RabbitServer;
+//! use pubsub_brokers::RabbitServer;
 //!
 //! // One node per test binary, started by the first test that asks.
 //! let server = RabbitServer::shared();
@@ -16,8 +16,8 @@
 //! watchdog kills the group and removes the data folder. That is what cleans up the
 //! shared node, which lives in a `static` and so is never dropped.
 
-use crate::sync::lock;
-use crate::testkit::support::free_ports;
+use crate::lock;
+use crate::free_ports;
 use std::net::TcpStream;
 use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};

@@ -3,7 +3,7 @@
 //! runs.
 //!
 //! ```no_run
-//! use pubsub_core::testkit::redis_server::RedisServer;
+//! use pubsub_brokers::RedisServer;
 //!
 //! let server = RedisServer::start();
 //! println!("{}", server.url());
@@ -16,8 +16,8 @@
 //! server's log. That is what cleans up servers kept in a `static`, which are never
 //! dropped.
 
-use crate::sync::lock;
-use crate::testkit::support::free_ports;
+use crate::lock;
+use crate::free_ports;
 use std::io::{Read, Write};
 use std::net::TcpStream;
 use std::os::unix::process::CommandExt;

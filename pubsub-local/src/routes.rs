@@ -1,0 +1,200 @@
+//! Who receives what: the subscriptions of a bus, and one route per concrete topic
+//! that lists the subscriptions it reaches, kept up to date as they come and go.
+//!
+//! A publish reads only its topic's route (resolved once per `Topic` handle): no
+//! hashing, no pattern matching, no registry lock on the hot path.
+
+use std::collections::HashMap;
+use std::sync::{Arc, RwLock, RwLockReadGuard, RwLockWriteGuard, Weak};
+
+use pubsub_core::ring::RingSender;
+use pubsub_core::{Delivery, Message, Pattern, Result, TopicName};
+
+use crate::group::GroupQueue;
+
+/// Where a publish goes: a broadcast subscriber's ring, or a group's queue.
+#[derive(Debug, Clone)]
+pub(crate) enum Sink {
+    Broadcast {
+        id: u64,
+        ring: RingSender<Delivery>,
+    },
+    Group(Arc<GroupQueue>),
+}
+
+impl Sink {
+    fn is(&self, id: u64) -> bool {
+        matches!(self, Sink::Broadcast { id: mine, .. } if *mine == id)
+    }
+}
+
+/// The subscriptions one concrete topic reaches.
+#[derive(Debug)]
+pub(crate) struct Route {
+    topic: TopicName,
+    sinks: RwLock<Vec<Sink>>,
+}
+
+impl Route {
+    pub(crate) fn topic(&self) -> &TopicName {
+        &self.topic
+    }
+
+    fn sinks(&self) -> RwLockReadGuard<'_, Vec<Sink>> {
+        self.sinks.read().unwrap_or_else(|e| e.into_inner())
+    }
+
+    fn sinks_mut(&self) -> RwLockWriteGuard<'_, Vec<Sink>> {
+        self.sinks.write().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Hands `message` to every subscription of the topic; returns how many took it.
+    /// Group queues are reserved first, so a full queue refuses the message before any
+    /// subscriber has it: a publish is delivered everywhere or nowhere.
+    pub(crate) fn deliver(&self, message: Message) -> Result<usize> {
+        let sinks = self.sinks();
+        match sinks.as_slice() {
+            // The common case takes the message without a copy.
+            [Sink::Broadcast { ring, .. }] => {
+                let delivered = ring.push(Delivery::new(self.topic.clone(), message));
+                return Ok(usize::from(delivered.is_ok()));
+            }
+            [] => return Ok(0),
+            _ => {}
+        }
+        let groups = || {
+            sinks.iter().filter_map(|sink| match sink {
+                Sink::Group(queue) => Some(queue),
+                Sink::Broadcast { .. } => None,
+            })
+        };
+        let mut reserved = 0;
+        for queue in groups() {
+            if let Err(full) = queue.reserve() {
+                groups().take(reserved).for_each(|q| q.unreserve());
+                return Err(full);
+            }
+            reserved += 1;
+        }
+        let mut receivers = 0;
+        for sink in sinks.iter() {
+            match sink {
+                Sink::Broadcast { ring, .. } => {
+                    let delivery = Delivery::new(self.topic.clone(), message.clone());
+                    receivers += usize::from(ring.push(delivery).is_ok());
+                }
+                Sink::Group(queue) => {
+                    queue.push_reserved(&self.topic, message.clone());
+                    receivers += 1;
+                }
+            }
+        }
+        Ok(receivers)
+    }
+}
+
+/// Every subscription of a bus, and the routes of the topics published to.
+#[derive(Debug, Default)]
+pub(crate) struct Registry {
+    routes: HashMap<Arc<str>, Weak<Route>>,
+    /// Dead routes are swept when the map reaches this size.
+    sweep_at: usize,
+    subscriptions: Vec<(Pattern, Sink)>,
+    next_id: u64,
+}
+
+impl Registry {
+    /// The route of `topic`, made from the subscriptions that match it.
+    pub(crate) fn route(&mut self, topic: &TopicName) -> Arc<Route> {
+        if let Some(route) = self.routes.get(topic.as_str()).and_then(Weak::upgrade) {
+            return route;
+        }
+        let sinks = self
+            .subscriptions
+            .iter()
+            .filter(|(pattern, _)| pattern.matches(topic))
+            .map(|(_, sink)| sink.clone())
+            .collect();
+        let route = Arc::new(Route {
+            topic: topic.clone(),
+            sinks: RwLock::new(sinks),
+        });
+        if self.routes.len() >= self.sweep_at {
+            self.routes.retain(|_, route| route.strong_count() > 0);
+            self.sweep_at = (self.routes.len() * 2).max(64);
+        }
+        self.routes
+            .insert(Arc::clone(topic.as_arc()), Arc::downgrade(&route));
+        route
+    }
+
+    /// Adds a subscription to the routes it matches, now and later; returns its id.
+    pub(crate) fn add(&mut self, pattern: Pattern, sink: Sink) -> u64 {
+        self.next_id += 1;
+        let sink = match sink {
+            Sink::Broadcast { ring, .. } => Sink::Broadcast {
+                id: self.next_id,
+                ring,
+            },
+            group => group,
+        };
+        self.for_routes(&pattern, |route| route.sinks_mut().push(sink.clone()));
+        self.subscriptions.push((pattern, sink));
+        self.next_id
+    }
+
+    /// Removes broadcast subscription `id` from everywhere.
+    pub(crate) fn remove(&mut self, pattern: &Pattern, id: u64) {
+        self.subscriptions.retain(|(_, sink)| !sink.is(id));
+        self.for_routes(pattern, |route| route.sinks_mut().retain(|s| !s.is(id)));
+    }
+
+    /// The group queue of `group` on `pattern`, if the group has joined it before.
+    pub(crate) fn group(&self, group: &str, pattern: &Pattern) -> Option<Arc<GroupQueue>> {
+        self.subscriptions.iter().find_map(|(p, sink)| match sink {
+            Sink::Group(queue) if p == pattern && queue.name() == group => {
+                Some(Arc::clone(queue))
+            }
+            _ => None,
+        })
+    }
+
+    fn for_routes(&self, pattern: &Pattern, mut f: impl FnMut(&Route)) {
+        if !pattern.is_wildcard() {
+            if let Some(route) = self.routes.get(pattern.as_str()).and_then(Weak::upgrade) {
+                f(&route);
+            }
+            return;
+        }
+        for (topic, route) in &self.routes {
+            if pattern.matches(topic) {
+                if let Some(route) = route.upgrade() {
+                    f(&route);
+                }
+            }
+        }
+    }
+
+    /// Ends every subscription: rings and queues are closed, routes emptied.
+    pub(crate) fn close(&mut self) {
+        for (_, sink) in self.subscriptions.drain(..) {
+            match sink {
+                Sink::Broadcast { ring, .. } => ring.close(),
+                Sink::Group(queue) => queue.close(),
+            }
+        }
+        for route in self.routes.drain().filter_map(|(_, r)| r.upgrade()) {
+            route.sinks_mut().clear();
+        }
+    }
+
+    #[cfg(test)]
+    pub(crate) fn is_empty(&self) -> bool {
+        self.subscriptions.is_empty()
+            && self
+                .routes
+                .values()
+                .filter_map(Weak::upgrade)
+                .all(|r| r.sinks().is_empty())
+    }
+}
