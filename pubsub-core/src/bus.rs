@@ -6,7 +6,7 @@ use std::time::Duration;
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 
-use crate::backend::{Publisher, PublishOptions};
+use crate::backend::{PublishOptions, Publisher};
 use crate::message::MAX_PRIORITY;
 use crate::request::Inbox;
 use crate::{name, Backend, Capabilities, Delivery, Error, Message, Pattern, Result};
@@ -388,7 +388,10 @@ impl Topic {
     pub async fn forward<T: Serialize + ?Sized>(&self, other: &PubSub, value: &T) -> Result<()> {
         let message = Message::json(value)?;
         self.publish_message(message.clone()).await?;
-        other.topic(self.topic_name()?).publish_message(message).await
+        other
+            .topic(self.topic_name()?)
+            .publish_message(message)
+            .await
     }
 }
 

@@ -4,7 +4,7 @@ use std::sync::Arc;
 
 use async_trait::async_trait;
 
-use crate::backend::{Backend, Capabilities, Publisher, Publishing, PublishOptions};
+use crate::backend::{Backend, Capabilities, PublishOptions, Publisher, Publishing};
 use crate::{name, Error, Message, Pattern, Result, SubscribeOptions, Subscription, TopicName};
 
 /// A backend whose topics all live under `<prefix>.`, so that several applications or
@@ -76,7 +76,11 @@ impl<B: Backend> Backend for Prefixed<B> {
         }))
     }
 
-    async fn subscribe(&self, pattern: &Pattern, options: SubscribeOptions) -> Result<Subscription> {
+    async fn subscribe(
+        &self,
+        pattern: &Pattern,
+        options: SubscribeOptions,
+    ) -> Result<Subscription> {
         let inner = Pattern::parse(self.outer_to_inner(pattern.as_str())?)?;
         let prefix = Arc::clone(&self.prefix);
         let subscription = self.inner.subscribe(&inner, options).await?;

@@ -29,7 +29,10 @@ impl Inbox {
         // and the bus holds this inbox.
         let mut replies = bus
             .backend()
-            .subscribe(&Pattern::parse(Arc::clone(&topic))?, SubscribeOptions::new())
+            .subscribe(
+                &Pattern::parse(Arc::clone(&topic))?,
+                SubscribeOptions::new(),
+            )
             .await?;
         let pending = Pending::default();
         let waiting = Arc::clone(&pending);

@@ -236,7 +236,11 @@ impl<T> RingReceiver<T> {
             Some(Entry::Gap(reason)) => Poll::Ready(Some(Received::Signal(Signal::Gap { reason }))),
             None if state.closed => Poll::Ready(None),
             None => {
-                if !state.waker.as_ref().is_some_and(|w| w.will_wake(cx.waker())) {
+                if !state
+                    .waker
+                    .as_ref()
+                    .is_some_and(|w| w.will_wake(cx.waker()))
+                {
                     state.waker = Some(cx.waker().clone());
                 }
                 Poll::Pending
@@ -289,7 +293,8 @@ mod tests {
     #[tokio::test]
     async fn a_push_wakes_a_waiting_receiver() {
         let (sender, mut receiver) = channel(1);
-        let waiting = tokio::spawn(async move { receiver.recv().await.and_then(Received::message) });
+        let waiting =
+            tokio::spawn(async move { receiver.recv().await.and_then(Received::message) });
         tokio::task::yield_now().await;
         sender.push("hello").unwrap();
         assert_eq!(waiting.await.unwrap(), Some("hello"));

@@ -4,7 +4,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, RwLock, RwLockWriteGuard, Weak};
 
 use async_trait::async_trait;
-use pubsub_core::backend::{Backend, Capabilities, Publisher, Publishing, PublishOptions};
+use pubsub_core::backend::{Backend, Capabilities, PublishOptions, Publisher, Publishing};
 use pubsub_core::ring;
 use pubsub_core::{Error, Message, Pattern, Result, SubscribeOptions, Subscription, TopicName};
 
@@ -146,7 +146,11 @@ impl Backend for LocalBackend {
         }))
     }
 
-    async fn subscribe(&self, pattern: &Pattern, options: SubscribeOptions) -> Result<Subscription> {
+    async fn subscribe(
+        &self,
+        pattern: &Pattern,
+        options: SubscribeOptions,
+    ) -> Result<Subscription> {
         if self.shared.closed.load(Ordering::Acquire) {
             return Err(Error::Closed);
         }

@@ -186,13 +186,10 @@ impl GroupQueue {
         let mut sends = Vec::new();
         while !state.ready.is_empty() && !state.members.is_empty() {
             let count = state.members.len();
-            let Some(at) = (0..count)
-                .map(|i| (state.turn + i) % count)
-                .find(|&i| {
-                    let member = &state.members[i];
-                    member.held < member.prefetch && !member.ring.is_closed()
-                })
-            else {
+            let Some(at) = (0..count).map(|i| (state.turn + i) % count).find(|&i| {
+                let member = &state.members[i];
+                member.held < member.prefetch && !member.ring.is_closed()
+            }) else {
                 break;
             };
             state.turn = (at + 1) % count;

@@ -15,10 +15,7 @@ use crate::group::GroupQueue;
 /// Where a publish goes: a broadcast subscriber's ring, or a group's queue.
 #[derive(Debug, Clone)]
 pub(crate) enum Sink {
-    Broadcast {
-        id: u64,
-        ring: RingSender<Delivery>,
-    },
+    Broadcast { id: u64, ring: RingSender<Delivery> },
     Group(Arc<GroupQueue>),
 }
 
@@ -152,9 +149,7 @@ impl Registry {
     /// The group queue of `group` on `pattern`, if the group has joined it before.
     pub(crate) fn group(&self, group: &str, pattern: &Pattern) -> Option<Arc<GroupQueue>> {
         self.subscriptions.iter().find_map(|(p, sink)| match sink {
-            Sink::Group(queue) if p == pattern && queue.name() == group => {
-                Some(Arc::clone(queue))
-            }
+            Sink::Group(queue) if p == pattern && queue.name() == group => Some(Arc::clone(queue)),
             _ => None,
         })
     }

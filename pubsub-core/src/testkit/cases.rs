@@ -424,7 +424,12 @@ pub async fn drop_stops_delivery(factory: &dyn BusFactory) {
 pub async fn drop_releases_a_pattern(factory: &dyn BusFactory) {
     let bus = factory.bus().await;
     let name = unique("drop.pattern");
-    drop(bus.topic(format!("{name}.#")).subscribe().await.expect("subscribe"));
+    drop(
+        bus.topic(format!("{name}.#"))
+            .subscribe()
+            .await
+            .expect("subscribe"),
+    );
     assert_nobody_listens(&bus, &name).await;
 }
 

@@ -149,7 +149,9 @@ impl Conformance {
 impl std::fmt::Debug for Conformance {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         let names: Vec<&str> = self.backends.iter().map(|(n, _)| n.as_str()).collect();
-        f.debug_struct("Conformance").field("backends", &names).finish()
+        f.debug_struct("Conformance")
+            .field("backends", &names)
+            .finish()
     }
 }
 
