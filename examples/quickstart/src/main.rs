@@ -1,10 +1,12 @@
 //! A tour of the API on the in-process backend: broadcast, a pattern, a group of
 //! workers, request/reply and a typed event. Run it with
-//! `cargo run -p pubsub-examples --bin quickstart`.
+//! `cargo run -p pubsub-quickstart`.
 
 use std::time::Duration;
 
-use pubsub_core::{Delivery, Event, Message, PubSub};
+use pubsub_core::{
+    Delivery, Error, Event, HandlerOptions, Message, PubSub, Received, Subscription,
+};
 use serde::{Deserialize, Serialize};
 
 /// Infrahub's echo request: its type carries its routing key and priority.
@@ -31,24 +33,16 @@ async fn main() -> pubsub_core::Result<()> {
     bus.topic("sync.alice")
         .publish(&serde_json::json!({"username": "alice", "stored_count": 3}))
         .await?;
-    let d = stored.next().await.expect("open")?;
-    println!(
-        "broadcast  {} <- {}",
-        d.topic(),
-        String::from_utf8_lossy(d.payload())
-    );
-    let d = syncs.next().await.expect("open")?;
-    println!(
-        "pattern    sync.* <- {} {}",
-        d.topic(),
-        String::from_utf8_lossy(d.payload())
-    );
+    let d = next_message(&mut stored).await?;
+    println!("broadcast  {} <- {}", d.topic(), text(&d));
+    let d = next_message(&mut syncs).await?;
+    println!("pattern    sync.* <- {} {}", d.topic(), text(&d));
 
     // A group: two workers share the jobs, each job goes to one of them.
     let (done, mut handled) = tokio::sync::mpsc::unbounded_channel();
     for worker in ["worker-1", "worker-2"] {
         let done = done.clone();
-        let options = pubsub_core::HandlerOptions::new().group("git-agents");
+        let options = HandlerOptions::new().group("git-agents");
         let mut handler = bus
             .topic("git.file.get")
             .on_with(options, move |job: Delivery| {
@@ -66,18 +60,34 @@ async fn main() -> pubsub_core::Result<()> {
             .await?;
     }
     for _ in 0..3 {
-        let (worker, file, priority) = handled.recv().await.expect("workers run");
+        let (worker, file, priority) = handled.recv().await.ok_or(Error::Closed)?;
         println!("group      {worker} handled {file} (priority {priority})");
     }
 
     // Request/reply: a responder answers on the requester's private reply topic.
     let mut echo = bus.subscribe_to::<EchoRequest>().await?.into_inner();
     tokio::spawn(async move {
-        while let Some(Ok(request)) = echo.next().await {
-            let asked: EchoRequest = request.json().expect("an echo request");
-            let _ = request
-                .reply(&serde_json::json!({"passed": true, "data": {"response": asked.message}}))
-                .await;
+        while let Some(received) = echo.next().await {
+            let request = match received {
+                Received::Message(request) => request,
+                // A missed request times out on its requester's side; the responder
+                // goes on serving the others.
+                Received::Signal(signal) => {
+                    eprintln!("responder  {signal}");
+                    continue;
+                }
+            };
+            let asked: EchoRequest = match request.json() {
+                Ok(asked) => asked,
+                Err(error) => {
+                    eprintln!("responder  skipped a request: {error}");
+                    continue;
+                }
+            };
+            let answer = serde_json::json!({"passed": true, "data": {"response": asked.message}});
+            if let Err(error) = request.reply(&answer).await {
+                eprintln!("responder  could not reply: {error}");
+            }
         }
     });
     let reply: serde_json::Value = bus
@@ -92,11 +102,31 @@ async fn main() -> pubsub_core::Result<()> {
     println!("request    send.echo.request -> {reply}");
 
     // Asking nobody is an error at once, not a hang.
-    let nobody = bus
+    match bus
         .topic("nobody.home")
         .request::<_, serde_json::Value>(&"hello?", Duration::from_secs(5))
-        .await;
-    println!("request    nobody.home -> {}", nobody.unwrap_err());
+        .await
+    {
+        Err(error) => println!("request    nobody.home -> {error}"),
+        Ok(reply) => println!("request    nobody.home -> unexpectedly answered {reply}"),
+    }
 
     bus.close().await
+}
+
+/// The next message of `sub`. A signal (messages were missed) is worth a line, not
+/// the end of the tour, so it is printed and reading goes on.
+async fn next_message(sub: &mut Subscription) -> pubsub_core::Result<Delivery> {
+    while let Some(received) = sub.next().await {
+        match received {
+            Received::Message(delivery) => return Ok(delivery),
+            Received::Signal(signal) => eprintln!("signal     {signal}"),
+        }
+    }
+    Err(Error::Closed)
+}
+
+/// The payload as text, for printing.
+fn text(delivery: &Delivery) -> std::borrow::Cow<'_, str> {
+    String::from_utf8_lossy(delivery.payload())
 }
