@@ -61,14 +61,14 @@
 //! # }
 //! ```
 
-#![warn(missing_docs)]
-
 mod backend;
+mod driver;
 mod envelope;
 mod errors;
 mod glob;
 mod options;
 mod publisher;
+mod registry;
 mod subscriber;
 
 pub use backend::RedisBackend;

@@ -1,0 +1,199 @@
+//! The local subscriptions of a bus, by the Redis subscription (a channel or a glob)
+//! they share, and the dispatch of what arrives on it to their rings.
+
+use std::collections::hash_map::Entry::{Occupied, Vacant};
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use pubsub_core::ring::RingSender;
+use pubsub_core::{Bytes, Delivery, Message, Pattern, TopicName};
+
+use crate::envelope;
+
+/// A Redis subscription: a channel (SUBSCRIBE) or a glob (PSUBSCRIBE), prefix
+/// included. The name is shared with the registry's map, the driver and the
+/// subscriptions' registrations, so each Redis subscription holds it once.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub(crate) enum Key {
+    Channel(Arc<str>),
+    Glob(Arc<str>),
+}
+
+/// One local subscription.
+struct Entry {
+    id: u64,
+    /// The pattern to check arrivals against, for globs (which over-match).
+    filter: Option<Pattern>,
+    ring: RingSender<Delivery>,
+}
+
+/// The local subscriptions of one Redis subscription: while there is one, Redis keeps
+/// the subscription.
+struct Listeners {
+    /// A channel's topic, built once here rather than for every message.
+    topic: Option<TopicName>,
+    entries: Vec<Entry>,
+}
+
+/// What a new local subscription listens to.
+pub(crate) struct Listener {
+    pub(crate) key: Key,
+    /// The topic of a channel.
+    pub(crate) topic: Option<TopicName>,
+    /// The pattern of a glob.
+    pub(crate) filter: Option<Pattern>,
+    pub(crate) ring: RingSender<Delivery>,
+}
+
+/// Every local subscription of a bus.
+#[derive(Default)]
+pub(crate) struct Registry {
+    channels: HashMap<Arc<str>, Listeners>,
+    globs: HashMap<Arc<str>, Listeners>,
+    next_id: u64,
+    pub(crate) closed: bool,
+    /// The driver has a connection with every key subscribed.
+    pub(crate) live: bool,
+}
+
+impl Registry {
+    fn map<'a>(&'a mut self, key: &'a Key) -> (&'a mut HashMap<Arc<str>, Listeners>, &'a Arc<str>) {
+        match key {
+            Key::Channel(name) => (&mut self.channels, name),
+            Key::Glob(glob) => (&mut self.globs, glob),
+        }
+    }
+
+    /// Adds a local subscription: its id, and its key as the registry holds it.
+    pub(crate) fn add(&mut self, listener: Listener) -> (Key, u64) {
+        self.next_id += 1;
+        let id = self.next_id;
+        let Listener {
+            key,
+            topic,
+            filter,
+            ring,
+        } = listener;
+        let (map, name) = self.map(&key);
+        // The map's own copy of the name, so that every holder of the key shares it.
+        let (name, listeners) = match map.entry(Arc::clone(name)) {
+            Occupied(entry) => (Arc::clone(entry.key()), entry.into_mut()),
+            Vacant(entry) => {
+                let name = Arc::clone(entry.key());
+                let listeners = Listeners {
+                    topic,
+                    // Most Redis subscriptions have one local subscription.
+                    entries: Vec::with_capacity(1),
+                };
+                (name, entry.insert(listeners))
+            }
+        };
+        listeners.entries.push(Entry { id, filter, ring });
+        let key = match key {
+            Key::Channel(_) => Key::Channel(name),
+            Key::Glob(_) => Key::Glob(name),
+        };
+        (key, id)
+    }
+
+    /// Removes local subscription `id` of `key`, and the key with its last one.
+    pub(crate) fn remove(&mut self, key: &Key, id: u64) {
+        let (map, name) = self.map(key);
+        if let Some(listeners) = map.get_mut(name) {
+            listeners.entries.retain(|e| e.id != id);
+            if listeners.entries.is_empty() {
+                map.remove(name);
+            }
+        }
+    }
+
+    pub(crate) fn contains(&self, key: &Key) -> bool {
+        match key {
+            Key::Channel(name) => self.channels.contains_key(name),
+            Key::Glob(glob) => self.globs.contains_key(glob),
+        }
+    }
+
+    pub(crate) fn is_empty(&self) -> bool {
+        self.channels.is_empty() && self.globs.is_empty()
+    }
+
+    pub(crate) fn keys(&self) -> Vec<Key> {
+        let channels = self.channels.keys().cloned().map(Key::Channel);
+        channels
+            .chain(self.globs.keys().cloned().map(Key::Glob))
+            .collect()
+    }
+
+    /// Tells every subscription that messages may have been missed.
+    pub(crate) fn gap(&self, reason: &str) {
+        let entries = self.channels.values().chain(self.globs.values());
+        for entry in entries.flat_map(|l| &l.entries) {
+            entry.ring.gap(reason);
+        }
+    }
+
+    /// Ends every subscription: dropping its ring's sender closes it.
+    pub(crate) fn clear(&mut self) {
+        self.channels.clear();
+        self.globs.clear();
+    }
+
+    /// Hands a message on `channel` to the subscriptions of `glob` (PSUBSCRIBE), or of
+    /// the channel itself when `glob` is `None`. `prefix` is stripped from the
+    /// channel to make the topic; `raw` skips reading envelopes.
+    pub(crate) fn dispatch(
+        &self,
+        glob: Option<&[u8]>,
+        channel: &[u8],
+        payload: Vec<u8>,
+        prefix: &str,
+        raw: bool,
+    ) {
+        let Ok(channel) = std::str::from_utf8(channel) else {
+            return;
+        };
+        let (listeners, topic) = match glob.map(std::str::from_utf8) {
+            None => match self.channels.get(channel) {
+                Some(listeners) => (listeners, listeners.topic.clone()),
+                None => return,
+            },
+            Some(Ok(glob)) => match self.globs.get(glob) {
+                Some(listeners) => (listeners, glob_topic(channel, prefix)),
+                None => return,
+            },
+            Some(Err(_)) => return,
+        };
+        let Some(topic) = topic else {
+            return;
+        };
+        let mut payload = Some(payload);
+        let mut message: Option<Message> = None;
+        for entry in &listeners.entries {
+            if entry.filter.as_ref().is_some_and(|f| !f.matches(&topic)) {
+                continue;
+            }
+            let message = message.get_or_insert_with(|| {
+                let bytes = Bytes::from(payload.take().unwrap_or_default());
+                envelope::decode(bytes, raw)
+            });
+            // An error means the subscriber is gone; its registration is on its way out.
+            let _ = entry
+                .ring
+                .push(Delivery::new(topic.clone(), message.clone()));
+        }
+    }
+}
+
+/// The topic of a channel that matched a glob: the channel without the prefix, if it
+/// is a valid topic name (a foreign publisher may use any channel name).
+fn glob_topic(channel: &str, prefix: &str) -> Option<TopicName> {
+    let topic = channel.strip_prefix(prefix)?;
+    match TopicName::new(topic) {
+        Ok(topic) => Some(topic),
+        Err(e) => {
+            tracing::debug!(channel, error = %e, "redis message on a channel that is no topic name; skipped");
+            None
+        }
+    }
+}
