@@ -1,17 +1,15 @@
 //! Faults against real servers, each test with a server of its own: restarts, kills,
 //! a broker that is down, wrong passwords, killed connections.
 
-mod support;
-
 use std::collections::HashSet;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use pubsub_core::testkit::redis_server::RedisServer;
-use pubsub_core::{Error, Message, PubSub, Subscription};
+use pubsub_brokers::RedisServer;
+use pubsub_core::testkit::support::{next, next_item, text, within};
+use pubsub_core::{Error, Message, PubSub, Received, Signal, Subscription};
 use pubsub_redis::RedisBackend;
-use support::{next_item, within};
 
 async fn bus(server: &RedisServer, buffer: usize) -> PubSub {
     RedisBackend::builder(&server.url())
@@ -30,15 +28,15 @@ async fn collect_until_end(mut sub: Subscription) -> (HashSet<String>, usize) {
     let (mut seen, mut gaps) = (HashSet::new(), 0);
     loop {
         match next_item(&mut sub, "collect").await {
-            Ok(d) => {
-                let text = String::from_utf8_lossy(d.payload()).into_owned();
+            Received::Message(d) => {
+                let text = text(&d);
                 if text == "end" {
                     return (seen, gaps);
                 }
                 seen.insert(text);
             }
-            Err(Error::Gap { .. }) => gaps += 1,
-            Err(e) => panic!("unexpected error item {e}"),
+            Received::Signal(Signal::Gap { .. }) => gaps += 1,
+            Received::Signal(signal) => panic!("unexpected signal {signal}"),
         }
     }
 }
@@ -135,16 +133,14 @@ async fn survives(trouble: impl FnOnce(&RedisServer)) {
     let mut sub = bus.topic("idle.one").subscribe().await.unwrap();
     trouble(&server);
     match next_item(&mut sub, "gap signal").await {
-        Err(Error::Gap { reason }) => assert!(reason.contains("missed"), "{reason}"),
+        Received::Signal(Signal::Gap { reason }) => assert!(reason.contains("missed"), "{reason}"),
         other => panic!("expected a gap, got {other:?}"),
     }
     bus.topic("idle.one")
         .publish_message(Message::new("after"))
         .await
         .expect("publish");
-    let d = next_item(&mut sub, "after the fault")
-        .await
-        .expect("a delivery");
+    let d = next(&mut sub, "after the fault").await;
     assert_eq!(d.payload().as_ref(), b"after");
 }
 
@@ -234,7 +230,7 @@ async fn lazy_connect_keeps_what_was_asked_before_the_broker_came() {
         .await
         .unwrap()
         .expect("published");
-    let d = next_item(&mut sub, "lazy").await.expect("a delivery");
+    let d = next(&mut sub, "lazy").await;
     assert_eq!(d.payload().as_ref(), b"published before the broker came");
 }
 
@@ -259,14 +255,7 @@ async fn wrong_password_is_an_auth_error_without_the_password() {
         .publish_message(Message::new("ok"))
         .await
         .unwrap();
-    assert_eq!(
-        next_item(&mut sub, "authed")
-            .await
-            .unwrap()
-            .payload()
-            .as_ref(),
-        b"ok"
-    );
+    assert_eq!(text(&next(&mut sub, "authed").await), "ok");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -3,10 +3,11 @@
 
 mod support;
 
-use pubsub_core::testkit::redis_server::RedisServer;
+use pubsub_brokers::RedisServer;
+use pubsub_core::testkit::support::{next, within};
 use pubsub_core::{Message, PubSub};
 use pubsub_redis::RedisBackend;
-use support::{next_item, redis_cli, redis_cli_subscriber, within};
+use support::{redis_cli, redis_cli_subscriber};
 
 async fn bus(server: &RedisServer, raw: bool) -> PubSub {
     RedisBackend::builder(&server.url())
@@ -33,7 +34,7 @@ async fn foreign_messages_arrive_as_their_exact_bytes() {
 
     let json = br#"{"username": "alice", "task_id": "d7a5"}"#;
     cli_publish(&server, "changed_task.alice", json).await;
-    let d = next_item(&mut changed, "changed_task").await.unwrap();
+    let d = next(&mut changed, "changed_task").await;
     assert_eq!(
         (d.topic(), d.payload().as_ref()),
         ("changed_task.alice", &json[..])
@@ -41,11 +42,11 @@ async fn foreign_messages_arrive_as_their_exact_bytes() {
     assert!(!d.has_headers() && d.id().is_none() && d.priority() == 0);
 
     cli_publish(&server, "__general__", b"{\"message\": \"maintenance\"}").await;
-    let d = next_item(&mut general, "general").await.unwrap();
+    let d = next(&mut general, "general").await;
     assert_eq!(d.payload().as_ref(), b"{\"message\": \"maintenance\"}");
 
     cli_publish(&server, "sync.alice", b"{\"stored_count\": 3}").await;
-    let d = next_item(&mut syncs, "sync.*").await.unwrap();
+    let d = next(&mut syncs, "sync.*").await;
     assert_eq!(
         (d.topic(), d.payload().as_ref()),
         ("sync.alice", &b"{\"stored_count\": 3}"[..])
@@ -66,7 +67,7 @@ async fn foreign_payloads_that_look_like_an_envelope_arrive_unchanged() {
     ];
     for bytes in lookalikes {
         cli_publish(&server, "local_sync.alice", bytes).await;
-        let d = next_item(&mut sub, "lookalike").await.unwrap();
+        let d = next(&mut sub, "lookalike").await;
         assert_eq!(d.payload().as_ref(), bytes);
         assert!(!d.has_headers() && d.priority() == 0, "{d:?}");
     }
@@ -151,7 +152,7 @@ async fn headers_survive_between_our_buses_and_lookalike_payloads_too() {
         .publish_message(message)
         .await
         .unwrap();
-    let d = next_item(&mut sub, "headers").await.unwrap();
+    let d = next(&mut sub, "headers").await;
     assert_eq!(
         (d.header("initiator"), d.id(), d.priority()),
         (Some("w1"), Some("m-7"), 3)
@@ -162,6 +163,6 @@ async fn headers_survive_between_our_buses_and_lookalike_payloads_too() {
         .publish_message(Message::new(lookalike.clone()))
         .await
         .unwrap();
-    let d = next_item(&mut sub, "our lookalike").await.unwrap();
+    let d = next(&mut sub, "our lookalike").await;
     assert_eq!(d.payload().as_ref(), &lookalike[..]);
 }

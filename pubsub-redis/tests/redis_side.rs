@@ -4,10 +4,11 @@
 
 mod support;
 
-use pubsub_core::testkit::redis_server::RedisServer;
-use pubsub_core::{Error, Message, PubSub, SubscribeOptions};
+use pubsub_brokers::RedisServer;
+use pubsub_core::testkit::support::{next, within};
+use pubsub_core::{Message, PubSub};
 use pubsub_redis::RedisBackend;
-use support::{next_item, redis_cli, redis_cli_subscriber, within};
+use support::{redis_cli, redis_cli_subscriber};
 
 async fn bus(server: &RedisServer, prefix: &str) -> PubSub {
     RedisBackend::builder(&server.url())
@@ -64,7 +65,7 @@ async fn the_prefix_is_on_the_wire_and_escaped_in_globs() {
         let line = within("redis-cli", lines.next_line()).await.unwrap();
         assert_eq!(line.as_deref(), Some(expected));
     }
-    let d = next_item(&mut sub, "prefixed").await.unwrap();
+    let d = next(&mut sub, "prefixed").await;
     assert_eq!(d.topic(), "changed_task.alice");
 
     // `[1]` is literal: `app1:` is another application's channel.
@@ -80,21 +81,6 @@ async fn the_prefix_is_on_the_wire_and_escaped_in_globs() {
         b"",
     )
     .await;
-    let d = next_item(&mut sub, "escaped glob").await.unwrap();
+    let d = next(&mut sub, "escaped glob").await;
     assert_eq!(d.payload().as_ref(), b"ours");
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn groups_are_unsupported_with_a_way_out() {
-    let server = RedisServer::start();
-    let bus = bus(&server, "").await;
-    let err = bus
-        .topic("git.file.get")
-        .subscribe_with(SubscribeOptions::new().group("git-agents"))
-        .await
-        .expect_err("no groups in Redis PubSub");
-    let Error::Unsupported(text) = err else {
-        panic!("{err:?}")
-    };
-    assert!(text.contains("pubsub-amqp"), "{text}");
 }

@@ -1,15 +1,13 @@
 //! A subscriber that reads nothing while 200,000 messages go by keeps bounded memory
 //! and is told how many it missed.
 
-mod support;
-
 use std::sync::Arc;
 use std::time::Duration;
 
-use pubsub_core::testkit::redis_server::RedisServer;
-use pubsub_core::{Error, Message, PubSub, SubscribeOptions};
+use pubsub_brokers::RedisServer;
+use pubsub_core::testkit::support::next_item;
+use pubsub_core::{Message, PubSub, Received, Signal, SubscribeOptions};
 use pubsub_redis::RedisBackend;
-use support::next_item;
 
 const TOTAL: u64 = 200_000;
 const BUFFER: usize = 1024;
@@ -71,14 +69,14 @@ async fn slow_subscriber_keeps_bounded_memory_and_gets_a_lag_count() {
     let (mut received, mut missed) = (0u64, 0u64);
     while received + missed < TOTAL {
         match next_item(&mut slow, "slow subscriber").await {
-            Ok(d) => {
+            Received::Message(d) => {
                 received += 1;
                 if received + missed == TOTAL {
                     assert_eq!(d.payload().as_ref(), b"last");
                 }
             }
-            Err(Error::Lagged { missed: n }) => missed += n,
-            Err(e) => panic!("unexpected error item {e}"),
+            Received::Signal(Signal::Lagged { missed: n }) => missed += n,
+            Received::Signal(signal) => panic!("unexpected signal {signal}"),
         }
     }
     assert_eq!(received, BUFFER as u64, "it keeps the newest {BUFFER}");

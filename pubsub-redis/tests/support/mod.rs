@@ -1,36 +1,15 @@
-//! What the Redis test files share: bounded waits and `redis-cli`.
+//! `redis-cli` for the Redis test files, as a publisher and as a subscriber.
 
-#![allow(dead_code)] // each test file uses its own part
-
-use std::future::Future;
 use std::process::Stdio;
-use std::time::Duration;
 
-use pubsub_core::testkit::redis_server::RedisServer;
-use pubsub_core::{Delivery, Result, Subscription};
+use pubsub_brokers::RedisServer;
+use pubsub_core::testkit::support::within;
 use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader, Lines};
 use tokio::process::{Child, ChildStdout, Command};
 
-/// How long a test waits for something that should happen.
-pub const PATIENCE: Duration = Duration::from_secs(15);
-
-/// Awaits `future`, failing the test after [`PATIENCE`].
-pub async fn within<T>(what: &str, future: impl Future<Output = T>) -> T {
-    tokio::time::timeout(PATIENCE, future)
-        .await
-        .unwrap_or_else(|_| panic!("{what}: did not happen within {PATIENCE:?}"))
-}
-
-/// The next item of `sub`, failing the test if the stream ends or nothing comes.
-pub async fn next_item(sub: &mut Subscription, what: &str) -> Result<Delivery> {
-    within(what, sub.next())
-        .await
-        .unwrap_or_else(|| panic!("{what}: the subscription ended"))
-}
-
 /// Runs `redis-cli -p PORT ARGS...` with `stdin` as its input and returns its output.
 /// A missing `redis-cli` fails the test.
-pub async fn redis_cli(server: &RedisServer, args: &[&str], stdin: &[u8]) -> Vec<u8> {
+pub(crate) async fn redis_cli(server: &RedisServer, args: &[&str], stdin: &[u8]) -> Vec<u8> {
     let mut child = cli(server, args)
         .stdin(Stdio::piped())
         .spawn()
@@ -47,7 +26,7 @@ pub async fn redis_cli(server: &RedisServer, args: &[&str], stdin: &[u8]) -> Vec
 
 /// A running `redis-cli` that subscribes with `args` (`SUBSCRIBE ch`, `PSUBSCRIBE p`),
 /// returned once Redis has confirmed, with the lines it prints.
-pub async fn redis_cli_subscriber(
+pub(crate) async fn redis_cli_subscriber(
     server: &RedisServer,
     args: &[&str],
 ) -> (Child, Lines<BufReader<ChildStdout>>) {
