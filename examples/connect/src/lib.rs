@@ -1,160 +1,141 @@
-//! Picking a backend from a URL: the one place the programs choose one.
+//! `connect(url)`: a [`PubSub`] bus on the backend a URL names, so that a program (or
+//! its configuration file) picks its broker without code of its own.
+//!
+//! | URL | backend | feature |
+//! |---|---|---|
+//! | `memory://`, `memory://NAME` | the in-process bus | always |
+//! | `redis://HOST[:PORT][/DB]`, `rediss://` | Redis PubSub | `redis` (default) |
+//! | `amqp://USER:PASS@HOST:PORT/VHOST`, `amqps://` | RabbitMQ | `amqp` (default) |
+//!
+//! Each broker is a cargo feature, so a program compiles only the clients it uses:
+//!
+//! ```toml
+//! pubsub-connect = { version = "0.1", default-features = false, features = ["redis"] }
+//! ```
+//!
+//! A URL whose scheme needs a feature that is off is [`Error::InvalidUrl`] naming the
+//! feature. No error this crate makes holds the URL's user name or password.
+//!
+//! ```
+//! use pubsub_core::Received;
+//!
+//! # #[tokio::main(flavor = "current_thread")]
+//! # async fn main() -> pubsub_core::Result<()> {
+//! let url = std::env::var("PUBSUB_URL").unwrap_or_else(|_| "memory://".into());
+//! let bus = pubsub_connect::connect(&url).await?;
+//!
+//! let mut stored = bus.topic("message:stored").subscribe().await?;
+//! bus.topic("message:stored").publish(&456).await?;
+//! if let Some(Received::Message(message)) = stored.next().await {
+//!     println!("{} <- {}", message.topic(), String::from_utf8_lossy(message.payload()));
+//! }
+//! # Ok(())
+//! # }
+//! ```
 
-use std::collections::HashMap;
-use std::sync::{Mutex, OnceLock, PoisonError};
+#[cfg(feature = "amqp")]
+mod amqp;
+mod memory;
+#[cfg(any(feature = "redis", feature = "amqp"))]
+mod options;
+#[cfg(feature = "redis")]
+mod redis;
 
-use pubsub_amqp::AmqpBackend;
 use pubsub_core::{Error, PubSub, Result};
-use pubsub_local::LocalBackend;
-use pubsub_redis::RedisBackend;
 
 /// Opens a bus on the backend the URL's scheme names.
 ///
 /// - `memory://` is a new in-process bus; `memory://NAME` is the in-process bus of
 ///   that name, shared by every `connect` of this process with the same name (two
 ///   "nodes" of a demo on one global bus).
-/// - `redis://HOST[:PORT][/DB]` connects to Redis.
-/// - `amqp://USER:PASS@HOST:PORT/VHOST` connects to RabbitMQ. In the query,
-///   `routing=fanout` selects ESN's exchange-per-topic topology and `exchange=NAME`
-///   another topic exchange than `pubsub`.
+/// - `redis://[USER:PASS@]HOST[:PORT][/DB]` (or `rediss://`, TLS) connects to Redis.
+/// - `amqp://USER:PASS@HOST:PORT/VHOST` (or `amqps://`, TLS) connects to RabbitMQ. In
+///   the query, `routing=fanout` selects ESN's exchange-per-topic layout,
+///   `exchange=NAME` another topic exchange than `pubsub`, and `connect_timeout=30s`
+///   how long a use waits for the broker.
 /// - On both brokers, `lazy=true` in the query returns at once and connects on first
-///   use, so a program may start before its broker; on AMQP, `connect_timeout=30s`
-///   sets how long a use waits for the broker.
+///   use, so a program may start before its broker. The rest of the query goes to the
+///   broker's client as it is.
 ///
-/// Any other scheme, or an option the backend does not have, is
-/// [`Error::InvalidUrl`].
+/// A malformed URL, an unknown scheme, a scheme whose cargo feature is off, or an
+/// option the backend does not have is [`Error::InvalidUrl`]; a broker that cannot be
+/// reached is the backend's error.
 ///
 /// ```
+/// use pubsub_core::{Error, Received};
+///
 /// # #[tokio::main(flavor = "current_thread")]
 /// # async fn main() -> pubsub_core::Result<()> {
-/// let node_a = pubsub_examples::connect("memory://global").await?;
-/// let node_b = pubsub_examples::connect("memory://global").await?;
-/// let mut sub = node_b.topic("message:stored").subscribe().await?;
+/// let node_a = pubsub_connect::connect("memory://global").await?;
+/// let node_b = pubsub_connect::connect("memory://global").await?;
+/// let mut stored = node_b.topic("message:stored").subscribe().await?;
 /// node_a.topic("message:stored").publish(&1).await?;
-/// assert_eq!(sub.next().await.unwrap()?.json::<i32>()?, 1);
+/// let Some(Received::Message(message)) = stored.next().await else { panic!("a message") };
+/// assert_eq!(message.json::<i32>()?, 1);
 ///
-/// assert!(pubsub_examples::connect("kafka://localhost").await.is_err());
-/// assert!(pubsub_examples::connect("redis://localhost/?routing=fanout").await.is_err());
+/// let unknown = pubsub_connect::connect("kafka://localhost").await;
+/// assert!(matches!(unknown, Err(Error::InvalidUrl(_))));
 /// # Ok(())
 /// # }
 /// ```
+///
+/// ```no_run
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() -> pubsub_core::Result<()> {
+/// // ESN's global bus: one fanout exchange per topic, on a broker that may start later.
+/// let global = pubsub_connect::connect(
+///     "amqp://guest:guest@127.0.0.1:5672/%2f?routing=fanout&lazy=true",
+/// )
+/// .await?;
+/// # drop(global);
+/// # Ok(())
+/// # }
+/// ```
+///
+/// # Cancel safety
+///
+/// Cancel safe: a cancelled connect leaves no connection behind.
 pub async fn connect(url: &str) -> Result<PubSub> {
+    // Only the scheme is ever quoted back: the rest may hold a password.
     let (scheme, rest) = url.split_once("://").ok_or_else(|| {
-        Error::InvalidUrl(format!(
-            "{url:?} has no scheme: use memory://, redis://HOST or amqp://HOST"
-        ))
+        Error::InvalidUrl(
+            "a URL starts with a scheme: memory://, redis://HOST or amqp://HOST".into(),
+        )
     })?;
     match scheme {
-        "memory" => Ok(memory(rest).into()),
+        "memory" => memory::connect(rest),
         "redis" | "rediss" => {
-            let options = Options::take(url)?;
-            if options.routing_fanout
-                || options.exchange.is_some()
-                || options.connect_timeout.is_some()
-            {
-                return Err(Error::InvalidUrl(
-                    "`routing`, `exchange` and `connect_timeout` are options of amqp:// URLs"
-                        .into(),
-                ));
-            }
-            let backend = if options.lazy {
-                RedisBackend::connect_lazy(&options.url)?
-            } else {
-                RedisBackend::connect(&options.url).await?
-            };
-            Ok(backend.into())
+            #[cfg(feature = "redis")]
+            return redis::connect(url).await;
+            #[cfg(not(feature = "redis"))]
+            return Err(feature_off(scheme, "redis"));
         }
         "amqp" | "amqps" => {
-            let options = Options::take(url)?;
-            let mut builder = AmqpBackend::builder(&options.url);
-            if options.routing_fanout {
-                builder = builder.fanout_per_topic();
-            }
-            if let Some(exchange) = options.exchange {
-                builder = builder.exchange(exchange);
-            }
-            if let Some(timeout) = options.connect_timeout {
-                builder = builder.connect_timeout(timeout);
-            }
-            let backend = if options.lazy {
-                builder.connect_lazy()?
-            } else {
-                builder.connect().await?
-            };
-            Ok(backend.into())
+            #[cfg(feature = "amqp")]
+            return amqp::connect(url).await;
+            #[cfg(not(feature = "amqp"))]
+            return Err(feature_off(scheme, "amqp"));
         }
-        other => Err(Error::InvalidUrl(format!(
-            "unknown scheme {other:?} in {url:?}: use memory://, redis:// or amqp://"
+        other if is_scheme(other) => Err(Error::InvalidUrl(format!(
+            "unknown scheme {other}://: use memory://, redis:// or amqp://"
         ))),
+        _ => Err(Error::InvalidUrl(
+            "the text before :// is not a scheme: use memory://, redis:// or amqp://".into(),
+        )),
     }
 }
 
-/// The in-process bus named `name`, or a new one for an empty name.
-fn memory(name: &str) -> LocalBackend {
-    static NAMED: OnceLock<Mutex<HashMap<String, LocalBackend>>> = OnceLock::new();
-    if name.is_empty() {
-        return LocalBackend::new();
-    }
-    let mut named = NAMED
-        .get_or_init(Default::default)
-        .lock()
-        .unwrap_or_else(PoisonError::into_inner);
-    named.entry(name.to_owned()).or_default().clone()
+/// Whether `text` is a URL scheme (RFC 3986), and so safe to quote in an error.
+fn is_scheme(text: &str) -> bool {
+    let mut chars = text.chars();
+    chars.next().is_some_and(|c| c.is_ascii_alphabetic())
+        && chars.all(|c| c.is_ascii_alphanumeric() || "+-.".contains(c))
 }
 
-/// Our options from a broker URL's query, and the URL without them (the rest of the
-/// query is the client's: lapin's `heartbeat`, redis' `protocol`...).
-struct Options {
-    url: String,
-    lazy: bool,
-    routing_fanout: bool,
-    exchange: Option<String>,
-    connect_timeout: Option<std::time::Duration>,
-}
-
-impl Options {
-    fn take(url: &str) -> Result<Self> {
-        let (base, query) = url.split_once('?').unwrap_or((url, ""));
-        let mut options = Options {
-            url: base.to_owned(),
-            lazy: false,
-            routing_fanout: false,
-            exchange: None,
-            connect_timeout: None,
-        };
-        let mut rest = Vec::new();
-        for pair in query.split('&').filter(|p| !p.is_empty()) {
-            match pair.split_once('=') {
-                Some(("lazy", value)) => options.lazy = flag("lazy", value)?,
-                Some(("routing", "fanout")) => options.routing_fanout = true,
-                Some(("routing", "topic")) => options.routing_fanout = false,
-                Some(("routing", other)) => {
-                    return Err(Error::InvalidUrl(format!(
-                        "routing={other}: use routing=topic or routing=fanout"
-                    )))
-                }
-                Some(("exchange", name)) => options.exchange = Some(name.to_owned()),
-                Some(("connect_timeout", value)) => {
-                    let timeout = humantime::parse_duration(value)
-                        .map_err(|e| Error::InvalidUrl(format!("connect_timeout={value}: {e}")))?;
-                    options.connect_timeout = Some(timeout);
-                }
-                _ => rest.push(pair),
-            }
-        }
-        if !rest.is_empty() {
-            options.url = format!("{base}?{}", rest.join("&"));
-        }
-        Ok(options)
-    }
-}
-
-fn flag(name: &str, value: &str) -> Result<bool> {
-    match value {
-        "true" | "1" => Ok(true),
-        "false" | "0" => Ok(false),
-        other => Err(Error::InvalidUrl(format!(
-            "{name}={other}: use true or false"
-        ))),
-    }
+#[cfg(not(all(feature = "redis", feature = "amqp")))]
+fn feature_off(scheme: &str, feature: &str) -> Error {
+    Error::InvalidUrl(format!(
+        "{scheme}:// URLs need the `{feature}` feature of pubsub-connect, which this \
+         build was compiled without"
+    ))
 }
