@@ -1,6 +1,6 @@
-//! The whole conformance suite against one private `redis-server`: plainly, with a
-//! channel prefix, and in raw mode (no headers, so request/reply is not offered).
-//! Cases Redis PubSub cannot run (groups, acks, priorities) are listed as ignored.
+//! The whole conformance suite against one private `redis-server`, plainly and with a
+//! channel prefix (glob characters in it, so that escaping is exercised too). Cases
+//! Redis PubSub cannot run (groups, acks, priorities) are listed as ignored.
 
 use std::sync::LazyLock;
 
@@ -26,14 +26,9 @@ async fn prefixed() -> PubSub {
     connect(RedisBackend::builder(&SERVER.url()).prefix("tenant[a]:")).await
 }
 
-async fn raw() -> PubSub {
-    connect(RedisBackend::builder(&SERVER.url()).raw(true)).await
-}
-
 fn main() -> std::process::ExitCode {
     pubsub_core::testkit::Conformance::new()
         .backend("redis", plain)
         .backend("redis-prefixed", prefixed)
-        .backend("redis-raw", raw)
         .run()
 }

@@ -5,7 +5,7 @@ mod support;
 
 use pubsub_brokers::RedisServer;
 use pubsub_core::testkit::support::{next, within};
-use pubsub_core::{Message, PubSub};
+use pubsub_core::{Error, Message, PubSub};
 use pubsub_redis::RedisBackend;
 use support::{redis_cli, redis_cli_subscriber};
 
@@ -101,13 +101,21 @@ async fn raw_mode_publishes_bare_payloads_for_foreign_subscribers() {
     let bus = bus(&server, true).await;
     assert!(!bus.capabilities().headers);
     let json = r#"{"username":"alice","stored_count":2}"#;
-    let with_headers = Message::new(json).with_header("k", "v").with_priority(4);
+    // Headers cannot travel bare: the bus refuses them rather than drop them.
+    let with_headers = Message::new(json).with_header("k", "v");
+    let refused = bus
+        .topic("local_sync.alice")
+        .publish_message(with_headers)
+        .await;
+    assert!(matches!(refused, Err(Error::Unsupported(_))), "{refused:?}");
+    // A priority only orders group queues, which Redis has none of: it is left out.
+    let with_priority = Message::new(json).with_priority(4);
     let lines = cli_reads(
         &server,
         &bus,
         &["SUBSCRIBE", "local_sync.alice"],
         "local_sync.alice",
-        with_headers,
+        with_priority,
     )
     .await;
     assert_eq!(lines, ["message", "local_sync.alice", json]);
