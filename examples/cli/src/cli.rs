@@ -1,29 +1,31 @@
-//! The `pubsub` command-line tool: publish, subscribe and request on any backend,
-//! to poke at a live bus.
+//! The `pubsub` command line: publish, subscribe and request on any backend, to poke
+//! at a live bus.
 
 use std::io::Write;
 use std::time::Duration;
 
 use clap::{Args, Parser, Subcommand};
-use futures::StreamExt;
-use pubsub_core::{Error, Message, Result, SubscribeOptions};
+use pubsub_core::{Delivery, Error, Message, Received, Result, SubscribeOptions};
 use serde_json::{json, Value};
+
+#[cfg(test)]
+mod tests;
 
 /// `pubsub`: publish, subscribe and request on a bus chosen by URL.
 #[derive(Debug, Parser)]
 #[command(name = "pubsub", version, about)]
-pub struct Cli {
+pub(crate) struct Cli {
     /// The bus: memory:// (in-process, for a demo), redis://HOST:PORT/, amqp://USER:PASS@HOST:PORT/%2f.
     #[arg(long, global = true, default_value = "memory://")]
-    pub url: String,
+    url: String,
     /// What to do.
     #[command(subcommand)]
-    pub command: Command,
+    command: Command,
 }
 
 /// The subcommands.
 #[derive(Debug, Subcommand)]
-pub enum Command {
+enum Command {
     /// Publishes DATA (sent as given: JSON text stays JSON text) to TOPIC.
     Pub {
         /// A concrete topic name.
@@ -62,13 +64,13 @@ pub enum Command {
 
 /// Headers and priority of an outgoing message.
 #[derive(Debug, Args)]
-pub struct Meta {
+struct Meta {
     /// A header `KEY=VALUE`; repeat for more.
     #[arg(long = "header", short = 'H', value_parser = parse_header)]
-    pub headers: Vec<(String, String)>,
+    headers: Vec<(String, String)>,
     /// The priority, 0 to 9.
     #[arg(long, default_value_t = 0)]
-    pub priority: u8,
+    priority: u8,
 }
 
 impl Meta {
@@ -88,22 +90,8 @@ fn parse_header(text: &str) -> std::result::Result<(String, String), String> {
 }
 
 /// Runs the command, writing what it receives to `out`.
-///
-/// ```
-/// use clap::Parser;
-/// use pubsub_examples::cli::{run, Cli};
-///
-/// # #[tokio::main(flavor = "current_thread")]
-/// # async fn main() -> pubsub_core::Result<()> {
-/// let cli = Cli::parse_from(["pubsub", "pub", "changed_task.alice", r#"{"username":"alice"}"#, "-H", "k=v"]);
-/// let mut out = Vec::new();
-/// run(cli, &mut out).await?;
-/// assert!(String::from_utf8_lossy(&out).contains("published"));
-/// # Ok(())
-/// # }
-/// ```
-pub async fn run(cli: Cli, out: &mut (impl Write + Send)) -> Result<()> {
-    let bus = crate::connect(&cli.url).await?;
+pub(crate) async fn run(cli: Cli, out: &mut (impl Write + Send)) -> Result<()> {
+    let bus = pubsub_connect::connect(&cli.url).await?;
     match cli.command {
         Command::Pub { topic, data, meta } => {
             bus.topic(&topic)
@@ -120,17 +108,23 @@ pub async fn run(cli: Cli, out: &mut (impl Write + Send)) -> Result<()> {
                 Some(group) => SubscribeOptions::new().group(group),
                 None => SubscribeOptions::new(),
             };
-            let subscription = bus.topic(&pattern).subscribe_with(options).await?;
-            let mut deliveries = subscription.take(count.unwrap_or(usize::MAX));
-            while let Some(item) = deliveries.next().await {
-                match item {
-                    Ok(delivery) => {
+            let mut subscription = bus.topic(&pattern).subscribe_with(options).await?;
+            // On stderr, so that stdout stays JSON only: tells a person (or a script)
+            // that messages published from now on will be printed.
+            eprintln!("listening on {pattern}");
+            let mut left = count.unwrap_or(usize::MAX);
+            while left > 0 {
+                let Some(received) = subscription.next().await else {
+                    break;
+                };
+                match received {
+                    Received::Message(delivery) => {
                         print(out, &render(&delivery))?;
                         delivery.ack().await?;
+                        left -= 1;
                     }
-                    // Signals (lag, gap, a bad message) are worth seeing; the stream goes on.
-                    Err(signal) if signal.is_signal() => eprintln!("warning: {signal}"),
-                    Err(error) => return Err(error),
+                    // Missed messages are worth seeing, not worth stopping for.
+                    Received::Signal(signal) => eprintln!("warning: {signal}"),
                 }
             }
             Ok(())
@@ -150,20 +144,21 @@ pub async fn run(cli: Cli, out: &mut (impl Write + Send)) -> Result<()> {
     }
 }
 
-/// A message as the tool prints it: its metadata, and its payload as JSON when it is
-/// JSON, as text otherwise.
-pub fn render(message: &Message) -> Value {
-    let payload = serde_json::from_slice(message.payload())
-        .unwrap_or_else(|_| Value::String(String::from_utf8_lossy(message.payload()).into_owned()));
-    let headers: serde_json::Map<String, Value> = message
+/// A delivery as the tool prints it: its metadata, and its payload as JSON when it
+/// is JSON, as text otherwise.
+fn render(delivery: &Delivery) -> Value {
+    let payload = serde_json::from_slice(delivery.payload()).unwrap_or_else(|_| {
+        Value::String(String::from_utf8_lossy(delivery.payload()).into_owned())
+    });
+    let headers: serde_json::Map<String, Value> = delivery
         .headers()
         .map(|(k, v)| (k.to_owned(), Value::String(v.to_owned())))
         .collect();
     json!({
-        "topic": message.topic(),
-        "priority": message.priority(),
-        "attempt": message.attempt(),
-        "id": message.id(),
+        "topic": delivery.topic(),
+        "priority": delivery.priority(),
+        "attempt": delivery.attempt(),
+        "id": delivery.id(),
         "headers": headers,
         "payload": payload,
     })

@@ -9,10 +9,26 @@
 use std::process::ExitCode;
 
 use clap::Parser;
-use pubsub_examples::{cli, demo};
+
+mod cli;
 
 #[tokio::main]
 async fn main() -> ExitCode {
     let cli = cli::Cli::parse();
-    demo::exit_code(cli::run(cli, &mut std::io::stdout()).await)
+    exit_code(cli::run(cli, &mut std::io::stdout()).await)
+}
+
+/// The exit code of the tool's result, printing the error and its causes if any.
+fn exit_code(result: pubsub_core::Result<()>) -> ExitCode {
+    let Err(error) = result else {
+        return ExitCode::SUCCESS;
+    };
+    let mut message = format!("error: {error}");
+    let mut source = std::error::Error::source(&error);
+    while let Some(cause) = source {
+        message.push_str(&format!(": {cause}"));
+        source = cause.source();
+    }
+    eprintln!("{message}");
+    ExitCode::FAILURE
 }

@@ -1,154 +1,93 @@
-//! The `pubsub` tool: in-process through its `run`, and as the binary a user runs.
+//! The `pubsub` binary as a user runs it: help, errors on stderr with a failing exit
+//! code, and a subscriber and a publisher in two processes on a private Redis.
 
-use std::process::Command;
-use std::time::Duration;
+use std::process::Stdio;
 
-use clap::Parser;
-use pubsub_examples::cli::{run, Cli};
-use pubsub_examples::{connect, demo};
+use pubsub_brokers::RedisServer;
+use pubsub_core::testkit::support::within;
 use serde_json::Value;
+use tokio::io::{AsyncBufReadExt, BufReader};
+use tokio::process::Command;
 
-async fn pubsub(args: &[&str]) -> pubsub_core::Result<String> {
-    let cli = Cli::try_parse_from(std::iter::once("pubsub").chain(args.iter().copied()))
-        .expect("valid arguments");
-    let mut out = Vec::new();
-    demo::within("the pubsub tool", run(cli, &mut out)).await??;
-    Ok(String::from_utf8(out).expect("UTF-8 output"))
-}
-
-/// The tool prints pretty JSON documents one after another.
-fn documents(text: &str) -> Vec<Value> {
-    serde_json::Deserializer::from_str(text)
-        .into_iter::<Value>()
-        .collect::<Result<_, _>>()
-        .expect("JSON output")
-}
-
-fn memory_url() -> String {
-    format!("memory://cli-{}", uuid::Uuid::new_v4().simple())
+fn pubsub(args: &[&str]) -> Command {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_pubsub"));
+    command.args(args).kill_on_drop(true);
+    command
 }
 
 #[tokio::test]
-async fn pub_then_sub_in_a_group_prints_headers_priority_and_json() {
-    let url = memory_url();
-    // A group queue keeps messages for members to come, so publish first.
-    let bus = connect(&url).await.unwrap();
-    bus.topic("orders.*")
-        .subscribe_group("billing")
-        .await
-        .unwrap()
-        .unsubscribe()
+async fn help_names_every_subcommand() {
+    let output = within("pubsub --help", pubsub(&["--help"]).output())
         .await
         .unwrap();
-    pubsub(&[
-        "--url",
-        &url,
-        "pub",
-        "orders.created",
-        r#"{"id":1}"#,
-        "-H",
-        "source=cli",
-        "--priority",
-        "3",
-    ])
-    .await
-    .unwrap();
-    pubsub(&["--url", &url, "pub", "orders.paid", "plain text"])
-        .await
-        .unwrap();
-
-    let out = pubsub(&[
-        "--url", &url, "sub", "orders.*", "--group", "billing", "--count", "2",
-    ])
-    .await
-    .unwrap();
-    let docs = documents(&out);
-    assert_eq!(docs.len(), 2);
-    assert_eq!(docs[0]["topic"], "orders.created");
-    assert_eq!(docs[0]["payload"]["id"], 1);
-    assert_eq!(docs[0]["headers"]["source"], "cli");
-    assert_eq!(docs[0]["priority"], 3);
-    assert_eq!(docs[1]["payload"], "plain text");
-    assert!(out.contains("\n  \"topic\""), "pretty-printed: {out}");
+    assert!(output.status.success());
+    let help = String::from_utf8_lossy(&output.stdout);
+    for word in ["pub", "sub", "request", "--url"] {
+        assert!(help.contains(word), "{word} in {help}");
+    }
 }
 
 #[tokio::test]
-async fn request_prints_the_reply_and_times_out_without_one() {
-    let url = memory_url();
-    let bus = connect(&url).await.unwrap();
-    let mut echo = bus.topic("send.echo.request").subscribe().await.unwrap();
-    let responder = tokio::spawn(async move {
-        let request = echo.next().await.unwrap().unwrap();
-        let text: Value = request.json().unwrap();
-        request
-            .reply(&serde_json::json!({"response": text["message"]}))
-            .await
-            .unwrap();
-        echo
-    });
-    let out = pubsub(&[
-        "--url",
-        &url,
-        "request",
-        "send.echo.request",
-        r#"{"message":"ping"}"#,
-        "--timeout",
-        "5s",
-    ])
+async fn errors_go_to_stderr_with_a_failing_exit_code() {
+    let output = within(
+        "pubsub with a bad URL",
+        pubsub(&["--url", "kafka://localhost", "pub", "a", "b"]).output(),
+    )
     .await
     .unwrap();
-    assert_eq!(documents(&out)[0]["payload"]["response"], "ping");
-
-    // The responder still listens but answers no more.
-    let _silent = responder.await.unwrap();
-    let error = pubsub(&[
-        "--url",
-        &url,
-        "request",
-        "send.echo.request",
-        "{}",
-        "--timeout",
-        "200ms",
-    ])
-    .await
-    .unwrap_err();
-    assert!(
-        matches!(error, pubsub_core::Error::Timeout { after, .. } if after == Duration::from_millis(200))
-    );
-}
-
-#[tokio::test]
-async fn bad_input_is_a_typed_error() {
-    let invalid_url = pubsub(&["--url", "kafka://localhost", "pub", "a", "b"])
-        .await
-        .unwrap_err();
-    assert!(
-        matches!(invalid_url, pubsub_core::Error::InvalidUrl(_)),
-        "{invalid_url}"
-    );
-    let pattern = pubsub(&["pub", "orders.*", "x"]).await.unwrap_err();
-    assert!(
-        matches!(pattern, pubsub_core::Error::InvalidTopic { .. }),
-        "{pattern}"
-    );
-    let priority = pubsub(&["pub", "orders.x", "x", "--priority", "12"])
-        .await
-        .unwrap_err();
-    assert!(
-        matches!(priority, pubsub_core::Error::InvalidPriority(12)),
-        "{priority}"
-    );
-    assert!(Cli::try_parse_from(["pubsub", "pub", "a", "b", "-H", "novalue"]).is_err());
-    assert!(Cli::try_parse_from(["pubsub", "request", "a", "b", "--timeout", "soon"]).is_err());
-}
-
-#[test]
-fn the_binary_reports_errors_on_stderr_with_a_failing_exit_code() {
-    let output = Command::new(env!("CARGO_BIN_EXE_pubsub"))
-        .args(["--url", "kafka://localhost", "pub", "a", "b"])
-        .output()
-        .unwrap();
     assert!(!output.status.success());
+    assert!(output.stdout.is_empty());
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert!(stderr.starts_with("error: invalid URL"), "{stderr}");
+}
+
+/// `pubsub sub` and `pubsub pub` as a user runs them against Redis.
+#[tokio::test]
+async fn sub_and_pub_in_two_processes_on_redis() {
+    let server = RedisServer::start();
+    let url = server.url();
+    let mut subscriber = pubsub(&["--url", &url, "sub", "changed_task.*", "--count", "1"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    // The tool says on stderr when it listens: what is published from then on is its.
+    let mut stderr = BufReader::new(subscriber.stderr.take().unwrap()).lines();
+    let listening = within("pubsub sub to subscribe", stderr.next_line())
+        .await
+        .unwrap();
+    assert_eq!(listening.as_deref(), Some("listening on changed_task.*"));
+
+    let published = within(
+        "pubsub pub",
+        pubsub(&[
+            "--url",
+            &url,
+            "pub",
+            "changed_task.alice",
+            r#"{"username":"alice"}"#,
+            "-H",
+            "source=cli",
+        ])
+        .output(),
+    )
+    .await
+    .unwrap();
+    assert!(
+        published.status.success(),
+        "{}",
+        String::from_utf8_lossy(&published.stderr)
+    );
+
+    let output = within(
+        "pubsub sub to exit after one message",
+        subscriber.wait_with_output(),
+    )
+    .await
+    .unwrap();
+    assert!(output.status.success());
+    let printed: Value = serde_json::from_slice(&output.stdout).expect("one JSON document");
+    assert_eq!(printed["topic"], "changed_task.alice");
+    assert_eq!(printed["payload"]["username"], "alice");
+    assert_eq!(printed["headers"]["source"], "cli");
 }
