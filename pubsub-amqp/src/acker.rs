@@ -7,33 +7,53 @@
 //! keeps its priority but goes behind messages of the same priority that wait.
 //! A delivery the broker requeued by itself (its member died) carries the broker's
 //! `redelivered` flag, counted as one more attempt.
+//!
+//! A delivery dropped unsettled is requeued the same way, in a task on the runtime
+//! the subscription was made on. The member's channel is closed only once those
+//! requeues are done, so a requeue never races the broker's own requeue of what the
+//! member held (which would deliver the message twice).
 
 use std::sync::Arc;
 
 use async_trait::async_trait;
 use lapin::options::{BasicAckOptions, BasicNackOptions, BasicRejectOptions};
-use lapin::{BasicProperties, ExchangeKind};
-use pubsub_core::{Acker, Bytes, Result};
+use lapin::types::ShortString;
+use lapin::BasicProperties;
+use pubsub_core::{Acker, Bytes, Result, TopicName};
+use tokio::runtime::Handle;
+use tokio::sync::RwLock;
 
 use crate::connection::Shared;
 use crate::errors::lapin_error;
 use crate::properties::requeued;
-use crate::publish::{publish, Outgoing};
+use crate::publish::{publish, Exchange, Outgoing};
+
+/// What the deliveries of one group member share: where a requeued copy goes, and
+/// where a release runs.
+#[derive(Debug)]
+pub(crate) struct Member {
+    pub(crate) shared: Arc<Shared>,
+    /// The group queue: the routing key of a copy on the default exchange.
+    pub(crate) queue: ShortString,
+    pub(crate) default_exchange: Exchange,
+    pub(crate) runtime: Handle,
+    /// Held (shared) by each release under way; the member's channel closes after
+    /// taking it exclusively.
+    pub(crate) releasing: Arc<RwLock<()>>,
+}
 
 /// The broker's acker of one delivery, and what a requeue needs.
 pub(crate) struct GroupAcker {
     pub(crate) acker: lapin::Acker,
-    pub(crate) shared: Arc<Shared>,
-    pub(crate) queue: Arc<str>,
-    pub(crate) topic: Arc<str>,
+    pub(crate) member: Arc<Member>,
+    pub(crate) topic: TopicName,
     pub(crate) payload: Bytes,
     pub(crate) properties: BasicProperties,
     pub(crate) attempt: u32,
 }
 
-#[async_trait]
-impl Acker for GroupAcker {
-    async fn ack(&self) -> Result<()> {
+impl GroupAcker {
+    async fn ack_original(&self) -> Result<()> {
         self.acker
             .ack(BasicAckOptions::default())
             .await
@@ -41,29 +61,19 @@ impl Acker for GroupAcker {
             .map_err(|e| lapin_error("ack", e))
     }
 
-    async fn nack(&self, requeue: bool) -> Result<()> {
-        if !requeue {
-            // Dropped, or dead-lettered where the queue has a dead-letter exchange.
-            return self
-                .acker
-                .reject(BasicRejectOptions { requeue: false })
-                .await
-                .map(drop)
-                .map_err(|e| lapin_error("nack", e));
-        }
+    async fn requeue(&self) -> Result<()> {
         let copy = Outgoing {
-            exchange: "",
-            kind: ExchangeKind::Direct,
-            routing_key: &self.queue,
+            exchange: &self.member.default_exchange,
+            routing_key: &self.member.queue,
             payload: &self.payload,
             properties: requeued(&self.properties, &self.topic, self.attempt + 1),
             mandatory: false,
             topic: &self.topic,
         };
-        match publish(&self.shared, copy).await {
-            Ok(()) => self.ack().await,
+        match publish(&self.member.shared, copy).await {
+            Ok(()) => self.ack_original().await,
             Err(error) => {
-                tracing::debug!(%error, queue = &*self.queue, "requeue by copy failed; the broker requeues instead");
+                tracing::debug!(%error, queue = self.member.queue.as_str(), "requeue by copy failed; the broker requeues instead");
                 self.acker
                     .nack(BasicNackOptions {
                         multiple: false,
@@ -74,5 +84,38 @@ impl Acker for GroupAcker {
                     .map_err(|e| lapin_error("nack", e))
             }
         }
+    }
+}
+
+#[async_trait]
+impl Acker for GroupAcker {
+    async fn ack(self: Box<Self>) -> Result<()> {
+        self.ack_original().await
+    }
+
+    async fn nack(self: Box<Self>, requeue: bool) -> Result<()> {
+        if requeue {
+            return self.requeue().await;
+        }
+        // Dropped, or dead-lettered where the queue has a dead-letter exchange.
+        self.acker
+            .reject(BasicRejectOptions { requeue: false })
+            .await
+            .map(drop)
+            .map_err(|e| lapin_error("nack", e))
+    }
+
+    fn release(self: Box<Self>) {
+        // Fails once the member's channel is closing: the broker requeues then.
+        let Ok(releasing) = Arc::clone(&self.member.releasing).try_read_owned() else {
+            return;
+        };
+        let runtime = self.member.runtime.clone();
+        runtime.spawn(async move {
+            if let Err(error) = self.requeue().await {
+                tracing::debug!(%error, "a dropped group delivery was not requeued; the broker requeues it when the member goes");
+            }
+            drop(releasing);
+        });
     }
 }

@@ -2,13 +2,12 @@
 
 use std::sync::Arc;
 
-use async_trait::async_trait;
-use pubsub_core::{Backend, Capabilities, Message, Result, SubscribeOptions, Subscription};
+use pubsub_core::backend::{Backend, Capabilities, Publisher};
+use pubsub_core::{async_trait, Error, Pattern, Result, SubscribeOptions, Subscription, TopicName};
 
 use crate::connection::{Live, Shared};
 use crate::options::{redact, AmqpBuilder, Routing};
-use crate::properties::to_properties;
-use crate::publish::{publish, Outgoing};
+use crate::publish::TopicPublisher;
 use crate::route::route;
 
 /// RabbitMQ's default `max_message_size` (128 MiB).
@@ -87,22 +86,9 @@ impl AmqpBackend {
     pub fn exchange_name(&self) -> &str {
         &self.exchange
     }
-
-    async fn send(&self, message: Message, mandatory: bool) -> Result<()> {
-        let route = route(&self.exchange, self.routing, message.topic())?;
-        let out = Outgoing {
-            exchange: &route.exchange,
-            kind: route.kind.clone(),
-            routing_key: &route.routing_key,
-            payload: message.payload(),
-            properties: to_properties(&message, self.shared.options.persistent)?,
-            mandatory,
-            topic: message.topic(),
-        };
-        publish(&self.shared, out).await
-    }
 }
 
+#[deny(clippy::missing_trait_methods)]
 #[async_trait]
 impl Backend for AmqpBackend {
     fn capabilities(&self) -> Capabilities {
@@ -117,17 +103,22 @@ impl Backend for AmqpBackend {
             .max_payload(Some(MAX_MESSAGE_SIZE))
     }
 
-    async fn publish(&self, message: Message) -> Result<()> {
-        self.send(message, false).await
+    fn publisher(&self, topic: &TopicName) -> Result<Arc<dyn Publisher>> {
+        if self.shared.is_closed() {
+            return Err(Error::Closed);
+        }
+        let route = route(&self.exchange, self.routing, &Pattern::from(topic.clone()))?;
+        let publisher = TopicPublisher::new(Arc::clone(&self.shared), topic, route)?;
+        Ok(Arc::new(publisher))
     }
 
-    async fn publish_mandatory(&self, message: Message) -> Result<()> {
-        self.send(message, true).await
-    }
-
-    async fn subscribe(&self, topic: &str, options: SubscribeOptions) -> Result<Subscription> {
-        let route = route(&self.exchange, self.routing, topic)?;
-        crate::subscribe::subscribe(&self.shared, route, topic, options).await
+    async fn subscribe(
+        &self,
+        pattern: &Pattern,
+        options: SubscribeOptions,
+    ) -> Result<Subscription> {
+        let route = route(&self.exchange, self.routing, pattern)?;
+        crate::subscribe::subscribe(&self.shared, route, pattern, options).await
     }
 
     async fn close(&self) -> Result<()> {

@@ -13,7 +13,7 @@ use std::time::Duration;
 
 use futures::StreamExt;
 use lapin::options::{ConfirmSelectOptions, ExchangeDeclareOptions};
-use lapin::types::FieldTable;
+use lapin::types::{FieldTable, ShortString};
 use lapin::{Channel, Connection, ConnectionProperties, Event, ExchangeKind};
 use pubsub_core::{Error, Result};
 use tokio::sync::{watch, Mutex, OnceCell};
@@ -21,6 +21,7 @@ use tokio::task::JoinHandle;
 
 use crate::errors::{lapin_error, CONNECT};
 use crate::options::AmqpBuilder;
+use crate::publish::Exchange;
 
 /// The connection, made on first use.
 pub(crate) struct Shared {
@@ -33,7 +34,7 @@ pub(crate) struct Shared {
 /// A connection and its publishing channel.
 pub(crate) struct Live {
     pub(crate) connection: Connection,
-    publisher: std::sync::Mutex<Publisher>,
+    publishing: std::sync::Mutex<Publishing>,
     /// Serialises declaring exchanges and replacing the channel.
     declaring: Mutex<()>,
     /// How many times lapin re-established the connection: each time, broadcast
@@ -70,17 +71,20 @@ impl Drop for AbortOnDrop {
     }
 }
 
-struct Publisher {
+struct Publishing {
     channel: Channel,
+    /// Counts the channels opened for publishing, so that an [`Exchange`] can tell
+    /// whether it was declared on this one.
+    generation: u64,
     /// Exchanges declared on `channel`, so lapin re-declares them on recovery.
-    exchanges: HashSet<String>,
+    exchanges: HashSet<ShortString>,
 }
 
-impl Publisher {
+impl Publishing {
     /// The channel, if it needs no replacing and `exchange` is declared on it.
-    fn ready(&self, exchange: &str, connection: &Connection) -> Option<Channel> {
-        let declared = exchange.is_empty() || self.exchanges.contains(exchange);
-        (declared && usable(&self.channel, connection)).then(|| self.channel.clone())
+    fn ready(&self, exchange: &Exchange, connection: &Connection) -> Option<Channel> {
+        (exchange.ready_on(self.generation) && usable(&self.channel, connection))
+            .then(|| self.channel.clone())
     }
 }
 
@@ -192,8 +196,9 @@ impl Shared {
         ));
         Ok(Live {
             connection,
-            publisher: std::sync::Mutex::new(Publisher {
+            publishing: std::sync::Mutex::new(Publishing {
                 channel,
+                generation: 1,
                 exchanges: HashSet::new(),
             }),
             declaring: Mutex::new(()),
@@ -219,27 +224,35 @@ impl Shared {
     /// The publishing channel, with `exchange` declared on it. A channel the broker
     /// closed (a soft error) is replaced; one that is recovering is returned as is,
     /// for the caller to wait on.
-    pub(crate) async fn publisher(&self, exchange: &str, kind: ExchangeKind) -> Result<Channel> {
+    pub(crate) async fn publisher(&self, exchange: &Exchange) -> Result<Channel> {
         let live = self.live().await?;
-        // Every publish passes here: the common case takes a short lock and no await.
-        if let Some(channel) = lock(&live.publisher).ready(exchange, &live.connection) {
+        // Every publish passes here: the common case takes a short lock, compares one
+        // number and does not await.
+        if let Some(channel) = lock(&live.publishing).ready(exchange, &live.connection) {
             return Ok(channel);
         }
         let _one_at_a_time = live.declaring.lock().await;
-        let (mut channel, mut declared) = {
-            let publisher = lock(&live.publisher);
-            (publisher.channel.clone(), publisher.exchanges.clone())
+        let (mut channel, mut generation, mut declared) = {
+            let publishing = lock(&live.publishing);
+            (
+                publishing.channel.clone(),
+                publishing.generation,
+                publishing.exchanges.clone(),
+            )
         };
         if !usable(&channel, &live.connection) {
             channel = self.publishing_channel(&live.connection).await?;
+            generation += 1;
             declared.clear();
         }
-        if !exchange.is_empty() && !declared.contains(exchange) {
-            declare_exchange(&channel, exchange, kind).await?;
-            declared.insert(exchange.to_owned());
+        if !exchange.name.as_str().is_empty() && !declared.contains(&exchange.name) {
+            declare_exchange(&channel, &exchange.name, exchange.kind.clone()).await?;
+            declared.insert(exchange.name.clone());
         }
-        *lock(&live.publisher) = Publisher {
+        exchange.declared_on(generation);
+        *lock(&live.publishing) = Publishing {
             channel: channel.clone(),
+            generation,
             exchanges: declared,
         };
         Ok(channel)
@@ -258,10 +271,19 @@ impl Shared {
     }
 }
 
+impl std::fmt::Debug for Shared {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Shared")
+            .field("broker", &self.display)
+            .field("connection", &self.state())
+            .finish_non_exhaustive()
+    }
+}
+
 /// Declares a durable exchange of `kind` named `name`.
 pub(crate) async fn declare_exchange(
     channel: &Channel,
-    name: &str,
+    name: &ShortString,
     kind: ExchangeKind,
 ) -> Result<()> {
     let options = ExchangeDeclareOptions {
@@ -269,12 +291,7 @@ pub(crate) async fn declare_exchange(
         ..ExchangeDeclareOptions::default()
     };
     channel
-        .exchange_declare(
-            crate::properties::short("exchange name", name)?,
-            kind,
-            options,
-            FieldTable::default(),
-        )
+        .exchange_declare(name.clone(), kind, options, FieldTable::default())
         .await
-        .map_err(|e| lapin_error(&format!("declare exchange {name:?}"), e))
+        .map_err(|e| lapin_error(&format!("declare exchange {:?}", name.as_str()), e))
 }

@@ -14,26 +14,25 @@
 //! - **Publishing** waits for the publisher confirm; a mandatory publish that the
 //!   broker returns is [`Error::NoResponders`](pubsub_core::Error::NoResponders).
 //! - **Recovery** is lapin's: reconnect with backoff, topology and consumers replayed.
-//!   Broadcast subscriptions get an [`Error::Gap`](pubsub_core::Error::Gap) item;
+//!   Broadcast subscriptions get a [`Signal::Gap`](pubsub_core::Signal::Gap);
 //!   group queues keep what the broker confirmed; publishes wait for the connection
 //!   up to the publish timeout.
 //!
 //! ```no_run
 //! use pubsub_amqp::AmqpBackend;
-//! use pubsub_core::PubSub;
+//! use pubsub_core::{PubSub, Received};
 //!
 //! # #[tokio::main(flavor = "current_thread")]
 //! # async fn main() -> pubsub_core::Result<()> {
 //! let bus = PubSub::new(AmqpBackend::connect("amqp://guest:guest@127.0.0.1:5672/%2f").await?);
 //! let mut workers = bus.topic("git.file.get").subscribe_group("git-agents").await?;
 //! bus.topic("git.file.get").publish(&"README.md").await?;
-//! let job = workers.next().await.unwrap()?;
-//! job.ack().await?;
+//! if let Some(Received::Message(job)) = workers.next().await {
+//!     job.ack().await?;
+//! }
 //! # Ok(())
 //! # }
 //! ```
-
-#![warn(missing_docs)]
 
 mod acker;
 mod backend;

@@ -56,16 +56,24 @@ pub(crate) fn requeued(properties: &BasicProperties, topic: &str, attempt: u32) 
     properties.clone().with_headers(headers)
 }
 
-/// The message a delivery carries. `topic` is where it was routed; `redelivered`
-/// is the broker's flag, counted as one more attempt.
+/// What a delivery carries: the message, the topic a requeued copy kept, and which
+/// attempt this is.
+pub(crate) struct Incoming {
+    pub(crate) message: Message,
+    /// The topic of a message this crate requeued through the default exchange.
+    pub(crate) topic: Option<String>,
+    pub(crate) attempt: u32,
+}
+
+/// The message a delivery carries. `redelivered` is the broker's flag, counted as one
+/// more attempt.
 pub(crate) fn to_message(
     payload: Vec<u8>,
     properties: &BasicProperties,
-    topic: &str,
     redelivered: bool,
-) -> Message {
+) -> Incoming {
     let mut message = Message::new(Bytes::from(payload));
-    let mut topic = topic.to_owned();
+    let mut topic = None;
     let mut attempt = 1;
     if let Some(headers) = properties.headers() {
         for (key, value) in headers.inner() {
@@ -75,7 +83,7 @@ pub(crate) fn to_message(
                         .and_then(|n| u32::try_from(n).ok())
                         .unwrap_or(1)
                 }
-                (TOPIC, value) => topic = text(value).unwrap_or(topic),
+                (TOPIC, value) => topic = text(value),
                 (key, value) => {
                     if let Some(value) = text(value) {
                         message = message.with_header(key, value);
@@ -96,8 +104,11 @@ pub(crate) fn to_message(
     if let Some(priority) = properties.priority() {
         message = message.with_priority(*priority);
     }
-    let attempt = attempt.saturating_add(u32::from(redelivered));
-    message.with_topic(topic).with_attempt(attempt)
+    Incoming {
+        message,
+        topic,
+        attempt: attempt.saturating_add(u32::from(redelivered)),
+    }
 }
 
 /// A header value as text; foreign clients send numbers and booleans too.

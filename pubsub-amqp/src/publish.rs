@@ -1,27 +1,106 @@
-//! Publishing with publisher confirms, across a reconnect.
+//! Publishing with publisher confirms, across a reconnect, and the per-topic
+//! publishers that hold what a publish needs, built once.
 
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
 use std::time::Duration;
 
 use lapin::options::BasicPublishOptions;
+use lapin::types::ShortString;
 use lapin::Confirmation;
 use lapin::{BasicProperties, ExchangeKind};
-use pubsub_core::{Error, Result};
+use pubsub_core::backend::{PublishOptions, Publisher, Publishing};
+use pubsub_core::{Error, Message, Result, TopicName};
 
 use crate::connection::Shared;
 use crate::errors::lapin_error;
-use crate::properties::short;
+use crate::properties::{short, to_properties};
+use crate::route::Route;
+
+/// An exchange to publish to, and on which publishing channel it was last declared,
+/// so that a publish checks one number instead of looking the name up.
+#[derive(Debug)]
+pub(crate) struct Exchange {
+    pub(crate) name: ShortString,
+    pub(crate) kind: ExchangeKind,
+    /// The generation of the publishing channel it was declared on; 0 for none.
+    declared_on: AtomicU64,
+}
+
+impl Exchange {
+    pub(crate) fn new(name: ShortString, kind: ExchangeKind) -> Self {
+        Exchange {
+            name,
+            kind,
+            declared_on: AtomicU64::new(0),
+        }
+    }
+
+    /// The broker's default exchange (routing key = queue name): never declared.
+    pub(crate) fn default_exchange() -> Self {
+        Self::new(ShortString::default(), ExchangeKind::Direct)
+    }
+
+    /// Whether it needs no declaring on the channel of `generation`.
+    pub(crate) fn ready_on(&self, generation: u64) -> bool {
+        self.name.as_str().is_empty() || self.declared_on.load(Ordering::Acquire) == generation
+    }
+
+    pub(crate) fn declared_on(&self, generation: u64) {
+        self.declared_on.store(generation, Ordering::Release);
+    }
+}
 
 /// One publish: where it goes and what it carries.
 pub(crate) struct Outgoing<'a> {
-    pub(crate) exchange: &'a str,
-    pub(crate) kind: ExchangeKind,
-    pub(crate) routing_key: &'a str,
+    pub(crate) exchange: &'a Exchange,
+    pub(crate) routing_key: &'a ShortString,
     pub(crate) payload: &'a [u8],
     pub(crate) properties: BasicProperties,
     /// Report an unroutable message as [`Error::NoResponders`].
     pub(crate) mandatory: bool,
     /// The topic, for errors.
     pub(crate) topic: &'a str,
+}
+
+/// The publisher of one topic: its exchange and routing key as AMQP strings.
+#[derive(Debug)]
+pub(crate) struct TopicPublisher {
+    shared: Arc<Shared>,
+    exchange: Exchange,
+    routing_key: ShortString,
+    topic: TopicName,
+}
+
+impl TopicPublisher {
+    pub(crate) fn new(shared: Arc<Shared>, topic: &TopicName, route: Route) -> Result<Self> {
+        Ok(TopicPublisher {
+            exchange: Exchange::new(short("exchange name", &route.exchange)?, route.kind),
+            routing_key: short("routing key", &route.routing_key)?,
+            topic: topic.clone(),
+            shared,
+        })
+    }
+}
+
+impl Publisher for TopicPublisher {
+    fn publish(&self, message: Message, options: PublishOptions) -> Publishing<'_> {
+        let properties = match to_properties(&message, self.shared.options.persistent) {
+            Ok(properties) => properties,
+            Err(error) => return Publishing::done(Err(error)),
+        };
+        Publishing::pending(async move {
+            let out = Outgoing {
+                exchange: &self.exchange,
+                routing_key: &self.routing_key,
+                payload: message.payload(),
+                properties,
+                mandatory: options.mandatory,
+                topic: &self.topic,
+            };
+            publish(&self.shared, out).await
+        })
+    }
 }
 
 /// Publishes and, with confirms on (or when mandatory), waits for the broker's
@@ -43,15 +122,13 @@ pub(crate) async fn publish(shared: &Shared, out: Outgoing<'_>) -> Result<()> {
 }
 
 async fn send(shared: &Shared, out: &Outgoing<'_>) -> Result<()> {
-    let exchange = short("exchange name", out.exchange)?;
-    let routing_key = short("routing key", out.routing_key)?;
     let options = BasicPublishOptions {
         mandatory: out.mandatory,
         ..BasicPublishOptions::default()
     };
     let wait_for_confirm = shared.options.confirms || out.mandatory;
     loop {
-        let channel = match shared.publisher(out.exchange, out.kind.clone()).await {
+        let channel = match shared.publisher(out.exchange).await {
             Ok(channel) => channel,
             // Down, or between states while lapin recovers: look again shortly.
             Err(Error::Connection { .. }) if !shared.is_closed() => {
@@ -62,8 +139,8 @@ async fn send(shared: &Shared, out: &Outgoing<'_>) -> Result<()> {
         };
         let published = channel
             .basic_publish(
-                exchange.clone(),
-                routing_key.clone(),
+                out.exchange.name.clone(),
+                out.routing_key.clone(),
                 options,
                 out.payload,
                 out.properties.clone(),

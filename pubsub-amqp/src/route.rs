@@ -17,8 +17,10 @@ pub(crate) struct Route {
     pub(crate) binding_key: String,
 }
 
-/// The route of `topic` on `exchange` under `routing`.
-pub(crate) fn route(exchange: &str, routing: Routing, topic: &str) -> Result<Route> {
+/// The route of `pattern` (a concrete name when publishing) on `exchange` under
+/// `routing`.
+pub(crate) fn route(exchange: &str, routing: Routing, pattern: &Pattern) -> Result<Route> {
+    let topic = pattern.as_str();
     Ok(match routing {
         Routing::Topic => Route {
             exchange: exchange.to_owned(),
@@ -27,7 +29,7 @@ pub(crate) fn route(exchange: &str, routing: Routing, topic: &str) -> Result<Rou
             binding_key: topic.to_owned(),
         },
         Routing::FanoutPerTopic => {
-            if Pattern::parse(topic)?.is_wildcard() {
+            if pattern.is_wildcard() {
                 return Err(Error::Unsupported(format!(
                     "pattern {topic:?} in fanout-per-topic mode: each topic is its own \
                      exchange there; subscribe to each topic, or use the topic-exchange \
@@ -63,9 +65,11 @@ mod tests {
 
     #[test]
     fn fanout_refuses_patterns() {
-        let err = route("x", Routing::FanoutPerTopic, "a.*").unwrap_err();
+        let pattern = Pattern::parse("a.*").unwrap();
+        let err = route("x", Routing::FanoutPerTopic, &pattern).unwrap_err();
         assert!(matches!(err, Error::Unsupported(_)), "{err}");
-        let r = route("x", Routing::FanoutPerTopic, "message:stored").unwrap();
+        let name = Pattern::parse("message:stored").unwrap();
+        let r = route("x", Routing::FanoutPerTopic, &name).unwrap();
         assert_eq!(
             (r.exchange.as_str(), r.binding_key.as_str()),
             ("message:stored", "")

@@ -5,36 +5,37 @@
 //! - **Broadcast**: an exclusive, auto-delete queue bound with the topic or pattern
 //!   and consumed without acks. Its name is made here rather than by the broker,
 //!   because lapin's recovery declares a queue again by its name and RabbitMQ refuses
-//!   client declares of `amq.gen-*` names. Deliveries go through a bounded ring that
-//!   drops the oldest ([`Error::Lagged`] says how many), since a no-ack consumer has
-//!   no flow control. A lost connection puts an [`Error::Gap`] on the stream.
+//!   client declares of `amq.gen-*` names. A no-ack consumer has no flow control, so
+//!   deliveries go through the subscription's ring, which drops the oldest when the
+//!   subscriber falls behind. A lost connection puts a gap in the ring.
 //! - **Group**: a durable queue named after group, exchange and topic, with
-//!   `x-max-priority`, consumed with manual acks and a prefetch; lapin holds at most
-//!   the prefetch, so the buffer is bounded by the broker.
+//!   `x-max-priority`, consumed with manual acks and a prefetch; the broker sends at
+//!   most the prefetch, so the ring never fills.
 
 use std::sync::Arc;
 
 use futures::StreamExt;
 use lapin::options::{BasicConsumeOptions, BasicQosOptions, QueueBindOptions, QueueDeclareOptions};
 use lapin::protocol::{AMQPErrorKind, AMQPSoftError};
-use lapin::types::{AMQPValue, FieldTable};
+use lapin::types::{AMQPValue, FieldTable, ShortString};
 use lapin::{Channel, Consumer, ErrorKind};
-use pubsub_core::{Delivery, Error, Message, Result, SubscribeOptions, Subscription};
-use tokio::sync::{broadcast, oneshot, watch};
-use tokio_stream::wrappers::errors::BroadcastStreamRecvError;
-use tokio_stream::wrappers::BroadcastStream;
+use pubsub_core::ring::{self, RingSender};
+use pubsub_core::{Delivery, Error, Pattern, Result, SubscribeOptions, Subscription, TopicName};
+use tokio::runtime::Handle;
+use tokio::sync::{oneshot, watch, RwLock};
 
-use crate::acker::GroupAcker;
+use crate::acker::{GroupAcker, Member};
 use crate::connection::{declare_exchange, Shared};
 use crate::errors::lapin_error;
 use crate::properties::{short, to_message};
+use crate::publish::Exchange;
 use crate::route::{group_queue, Route};
 
-/// Subscribes to `topic` along `route`.
+/// Subscribes to `pattern` along `route`.
 pub(crate) async fn subscribe(
     shared: &Arc<Shared>,
     route: Route,
-    topic: &str,
+    pattern: &Pattern,
     options: SubscribeOptions,
 ) -> Result<Subscription> {
     let live = shared.live().await?;
@@ -43,26 +44,76 @@ pub(crate) async fn subscribe(
         .create_channel()
         .await
         .map_err(|e| lapin_error("open a channel", e))?;
-    let closer = Closer(channel.clone());
+    let runtime = Handle::current();
+    let closer = Closer::new(channel.clone(), runtime.clone());
     let reconnects = live.reconnects();
-    declare_exchange(&channel, &route.exchange, route.kind.clone()).await?;
+    let exchange = short("exchange name", &route.exchange)?;
+    declare_exchange(&channel, &exchange, route.kind.clone()).await?;
+    let topics = Topics::of(pattern);
     match options.group {
         None => {
             let buffer = options.buffer.unwrap_or(shared.options.buffer).max(1);
-            broadcast_subscription(closer, &route, buffer, reconnects).await
+            broadcast_subscription(closer, &route, buffer, topics, reconnects).await
         }
         Some(group) => {
-            let queue = group_queue(&group, &route.exchange, topic)?;
+            let queue = group_queue(&group, &route.exchange, pattern.as_str())?;
             let prefetch = options.prefetch.unwrap_or(shared.options.prefetch).max(1);
-            group_subscription(shared, closer, &route, queue, prefetch).await
+            let member = Member {
+                shared: Arc::clone(shared),
+                queue: short("queue name", &queue)?,
+                default_exchange: Exchange::default_exchange(),
+                runtime,
+                releasing: Arc::default(),
+            };
+            group_subscription(closer, &route, member, prefetch, topics).await
         }
     }
 }
 
+/// How a delivery's topic is found: the subscription's own name, or for a pattern
+/// the routing key (the exchange's name for a foreign publish to a fanout exchange
+/// with an empty key).
+enum Topics {
+    Fixed(TopicName),
+    Routed,
+}
+
+impl Topics {
+    fn of(pattern: &Pattern) -> Self {
+        match pattern.as_name() {
+            Some(name) => Topics::Fixed(name),
+            None => Topics::Routed,
+        }
+    }
+
+    /// The topic of `delivery`; `kept` is the topic a requeued copy carries. `None`
+    /// (logged) for a routing key that is no topic name.
+    fn of_delivery(
+        &self,
+        delivery: &lapin::message::Delivery,
+        kept: Option<String>,
+    ) -> Option<TopicName> {
+        let parsed = match (kept, self) {
+            (Some(kept), _) => TopicName::new(kept),
+            (None, Topics::Fixed(name)) => return Some(name.clone()),
+            (None, Topics::Routed) => TopicName::new(match delivery.routing_key.as_str() {
+                "" => delivery.exchange.as_str(),
+                key => key,
+            }),
+        };
+        parsed
+            .inspect_err(|error| {
+                tracing::debug!(routing_key = delivery.routing_key.as_str(), %error, "AMQP message whose topic is no topic name; skipped");
+            })
+            .ok()
+    }
+}
+
 async fn broadcast_subscription(
-    closer: Closer,
+    mut closer: Closer,
     route: &Route,
     buffer: usize,
+    topics: Topics,
     reconnects: watch::Receiver<u64>,
 ) -> Result<Subscription> {
     let queue = format!("pubsub.subscriber.{}", uuid::Uuid::new_v4().simple());
@@ -72,7 +123,7 @@ async fn broadcast_subscription(
         ..QueueDeclareOptions::default()
     };
     let consumer = consume(
-        &closer.0,
+        &closer.channel,
         &queue,
         options,
         FieldTable::default(),
@@ -80,95 +131,79 @@ async fn broadcast_subscription(
         true,
     )
     .await?;
-
-    let (ring, receiver) = broadcast::channel(buffer);
-    let (stop, stopped) = oneshot::channel::<()>();
-    let pump = tokio::spawn(pump(consumer, ring, stopped, reconnects, closer));
-    let stream = BroadcastStream::new(receiver).map(move |item| {
-        // The stream owns `stop`: dropping it stops the pump.
-        let _owner = &stop;
-        match item {
-            Ok(Item::Message(message)) => Ok(Delivery::new(message)),
-            Ok(Item::Gap(reason)) => Err(Error::Gap {
-                reason: reason.to_string(),
-            }),
-            Err(BroadcastStreamRecvError::Lagged(missed)) => Err(Error::Lagged { missed }),
-        }
-    });
-    Ok(Subscription::new(stream).with_unsubscribe(|| async move {
-        pump.await.map_err(|e| Error::Broker {
-            message: "the subscription's task failed".to_owned(),
-            source: Some(Box::new(e)),
-        })
-    }))
+    let (sender, receiver) = ring::channel(buffer);
+    closer
+        .runtime
+        .spawn(pump_broadcast(consumer, sender, topics, reconnects));
+    let closed = closer.watch();
+    Ok(Subscription::new(receiver)
+        .with_guard(closer)
+        .with_unsubscribe(|| async move {
+            // The guard closes the channel, which deletes the queue; this waits for
+            // the broker's word. A closer that never ran (no runtime) closed nothing.
+            let _ = closed.await;
+            Ok(())
+        }))
 }
 
-/// What the ring of a broadcast subscription holds.
-#[derive(Clone)]
-enum Item {
-    Message(Message),
-    Gap(Arc<str>),
-}
-
-/// Moves deliveries from lapin's unbounded buffer to the bounded ring until the
-/// subscription is dropped or the consumer ends, then closes the channel (which
-/// deletes the exclusive queue).
-async fn pump(
+/// Moves deliveries from lapin's buffer to the ring until the consumer ends (its
+/// channel closed) or the subscription is gone.
+async fn pump_broadcast(
     mut consumer: Consumer,
-    ring: broadcast::Sender<Item>,
-    mut stopped: oneshot::Receiver<()>,
+    ring: RingSender<Delivery>,
+    topics: Topics,
     mut reconnects: watch::Receiver<u64>,
-    closer: Closer,
 ) {
     let mut watching = true;
     loop {
-        let item = tokio::select! {
-            _ = &mut stopped => break,
+        tokio::select! {
             changed = reconnects.changed(), if watching => match changed {
-                Ok(()) => Item::Gap(
+                Ok(()) => ring.gap(
                     "the connection to the broker was lost and re-established; messages \
-                     published meanwhile were missed"
-                        .into(),
+                     published meanwhile were missed",
                 ),
-                Err(_) => {
-                    watching = false;
-                    continue;
-                }
+                Err(_) => watching = false,
             },
             item = consumer.next() => match item {
-                Some(Ok(mut delivery)) => Item::Message(to_message(
-                    std::mem::take(&mut delivery.data),
-                    &delivery.properties,
-                    topic_of(&delivery),
-                    false,
+                Some(Ok(mut delivery)) => {
+                    let incoming = to_message(
+                        std::mem::take(&mut delivery.data),
+                        &delivery.properties,
+                        false,
+                    );
+                    let Some(topic) = topics.of_delivery(&delivery, incoming.topic) else {
+                        continue;
+                    };
+                    if ring.push(Delivery::new(topic, incoming.message)).is_err() {
+                        break;
+                    }
+                }
+                Some(Err(error)) => ring.gap(format!(
+                    "the consumer was interrupted ({error}); messages may have been missed"
                 )),
-                Some(Err(error)) => Item::Gap(
-                    format!("the consumer was interrupted ({error}); messages may have been missed").into(),
-                ),
                 None => break,
             },
-        };
-        if ring.send(item).is_err() {
+        }
+        if ring.is_closed() {
             break;
         }
     }
-    closer.close().await;
 }
 
 async fn group_subscription(
-    shared: &Arc<Shared>,
-    closer: Closer,
+    mut closer: Closer,
     route: &Route,
-    queue: String,
+    member: Member,
     prefetch: u16,
+    topics: Topics,
 ) -> Result<Subscription> {
     closer
-        .0
+        .channel
         .basic_qos(prefetch, BasicQosOptions::default())
         .await
         .map_err(|e| lapin_error("set the prefetch", e))?;
     let mut arguments = FieldTable::default();
-    let max_priority = shared.options.max_priority;
+    let max_priority = member.shared.options.max_priority;
     if max_priority > 0 {
         arguments.insert(
             "x-max-priority".into(),
@@ -179,56 +214,70 @@ async fn group_subscription(
         durable: true,
         ..QueueDeclareOptions::default()
     };
-    let consumer = consume(&closer.0, &queue, options, arguments, route, false)
+    let queue = member.queue.as_str();
+    let consumer = consume(&closer.channel, queue, options, arguments, route, false)
         .await
-        .map_err(|error| conflicting_arguments(error, &queue, max_priority))?;
+        .map_err(|error| conflicting_arguments(error, queue, max_priority))?;
+    closer.releasing = Some(Arc::clone(&member.releasing));
+    // The broker sends at most `prefetch` unacked messages: the ring never drops one.
+    let (sender, receiver) = ring::channel(usize::from(prefetch));
+    closer
+        .runtime
+        .spawn(pump_group(consumer, sender, topics, Arc::new(member)));
+    let closed = closer.watch();
+    Ok(Subscription::new(receiver)
+        .with_guard(closer)
+        .with_unsubscribe(|| async move {
+            let _ = closed.await;
+            Ok(())
+        }))
+}
 
-    let channel = closer.0.clone();
-    let shared = Arc::clone(shared);
-    let queue: Arc<str> = queue.into();
-    let stream = consumer.filter_map(move |item| {
-        let _owner = &closer;
-        let delivery = match item {
+/// Moves group deliveries to the ring, each with its acker, until the consumer ends
+/// or the subscription is gone.
+async fn pump_group(
+    mut consumer: Consumer,
+    ring: RingSender<Delivery>,
+    topics: Topics,
+    member: Arc<Member>,
+) {
+    while let Some(item) = consumer.next().await {
+        let mut delivery = match item {
             Ok(delivery) => delivery,
             Err(error) => {
                 // lapin consumes again once the connection is back; the broker kept
                 // what was not acked, so nothing is lost and there is nothing to say.
-                tracing::debug!(%error, queue = &*queue, "group consumer interrupted; recovering");
-                return futures::future::ready(None);
+                tracing::debug!(%error, queue = member.queue.as_str(), "group consumer interrupted; recovering");
+                continue;
             }
         };
-        let mut delivery = delivery;
-        let message = to_message(
+        let incoming = to_message(
             std::mem::take(&mut delivery.data),
             &delivery.properties,
-            topic_of(&delivery),
             delivery.redelivered,
         );
+        let Some(topic) = topics.of_delivery(&delivery, incoming.topic) else {
+            // Not ours to read; nobody else in the group can either.
+            let _ = delivery
+                .acker
+                .reject(lapin::options::BasicRejectOptions { requeue: false })
+                .await;
+            continue;
+        };
         let acker = GroupAcker {
             acker: delivery.acker,
-            shared: Arc::clone(&shared),
-            queue: Arc::clone(&queue),
-            topic: message.topic_arc().cloned().unwrap_or_else(|| "".into()),
-            payload: message.payload().clone(),
+            member: Arc::clone(&member),
+            topic: topic.clone(),
+            payload: incoming.message.payload().clone(),
             properties: delivery.properties,
-            attempt: message.attempt(),
+            attempt: incoming.attempt,
         };
-        futures::future::ready(Some(Ok(Delivery::with_acker(message, acker))))
-    });
-    Ok(Subscription::new(stream).with_unsubscribe(|| async move {
-        // Dropping the stream started the close; this waits for the broker's word.
-        // A channel already closing answers with an error that means the same.
-        let _ = channel.close(200, "unsubscribed".into()).await;
-        Ok(())
-    }))
-}
-
-/// The topic a delivery was published to: its routing key, or for a fanout exchange
-/// that foreign clients publish to with an empty key, the exchange's name.
-fn topic_of(delivery: &lapin::message::Delivery) -> &str {
-    match delivery.routing_key.as_str() {
-        "" => delivery.exchange.as_str(),
-        key => key,
+        let delivery = Delivery::new(topic, incoming.message)
+            .with_attempt(incoming.attempt)
+            .with_acker(acker);
+        if ring.push(delivery).is_err() {
+            break;
+        }
     }
 }
 
@@ -262,7 +311,7 @@ async fn consume(
         ..BasicConsumeOptions::default()
     };
     channel
-        .basic_consume(name, "".into(), options, FieldTable::default())
+        .basic_consume(name, ShortString::default(), options, FieldTable::default())
         .await
         .map_err(|e| lapin_error(&format!("consume queue {queue:?}"), e))
 }
@@ -299,25 +348,48 @@ fn conflicting_arguments(error: Error, queue: &str, max_priority: u8) -> Error {
 
 /// Closes a subscription's channel when the subscription goes: the broker then
 /// requeues what the member held and deletes an exclusive queue.
-struct Closer(Channel);
+struct Closer {
+    channel: Channel,
+    runtime: Handle,
+    /// A group member's releases under way, which go first.
+    releasing: Option<Arc<RwLock<()>>>,
+    closed: Option<oneshot::Sender<()>>,
+}
 
 impl Closer {
-    async fn close(&self) {
-        if self.0.status().connected() {
-            let _ = self.0.close(200, "unsubscribed".into()).await;
+    fn new(channel: Channel, runtime: Handle) -> Self {
+        Closer {
+            channel,
+            runtime,
+            releasing: None,
+            closed: None,
         }
+    }
+
+    /// Resolves once the channel is closed.
+    fn watch(&mut self) -> oneshot::Receiver<()> {
+        let (sender, receiver) = oneshot::channel();
+        self.closed = Some(sender);
+        receiver
     }
 }
 
 impl Drop for Closer {
     fn drop(&mut self) {
-        let channel = self.0.clone();
-        if channel.status().connected() {
-            if let Ok(runtime) = tokio::runtime::Handle::try_current() {
-                runtime.spawn(async move {
-                    let _ = channel.close(200, "unsubscribed".into()).await;
-                });
+        let channel = self.channel.clone();
+        let releasing = self.releasing.take();
+        let closed = self.closed.take();
+        self.runtime.spawn(async move {
+            if let Some(releasing) = releasing {
+                let _releases_done = releasing.write().await;
             }
-        }
+            if channel.status().connected() {
+                // A channel already closing answers with an error that means the same.
+                let _ = channel.close(200, "unsubscribed".into()).await;
+            }
+            if let Some(closed) = closed {
+                let _ = closed.send(());
+            }
+        });
     }
 }
