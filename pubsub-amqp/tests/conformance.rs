@@ -1,18 +1,34 @@
-//! The whole conformance suite against the private RabbitMQ node of this test binary.
+//! The whole conformance suite against the private RabbitMQ node of this test binary,
+//! in both topologies: one topic exchange (patterns work) and one fanout exchange per
+//! topic (pattern cases are listed as ignored).
 
-use pubsub_amqp::AmqpBackend;
-use pubsub_core::testkit::rabbitmq_server::RabbitServer;
+use pubsub_amqp::{AmqpBackend, AmqpBuilder};
+use pubsub_brokers::RabbitServer;
 use pubsub_core::PubSub;
 
-async fn bus() -> PubSub {
+async fn connect(options: impl FnOnce(AmqpBuilder) -> AmqpBuilder) -> PubSub {
     // Starting the node blocks for seconds: keep it off the async workers.
     let server = tokio::task::spawn_blocking(RabbitServer::shared)
         .await
         .expect("start the RabbitMQ node");
-    let backend = AmqpBackend::connect(&server.url())
+    options(AmqpBackend::builder(&server.url()))
+        .connect()
         .await
-        .expect("connect to the private RabbitMQ node");
-    PubSub::new(backend)
+        .expect("connect to the private RabbitMQ node")
+        .into()
 }
 
-pubsub_core::conformance_tests!(bus);
+async fn topic_exchange() -> PubSub {
+    connect(|options| options).await
+}
+
+async fn fanout_per_topic() -> PubSub {
+    connect(AmqpBuilder::fanout_per_topic).await
+}
+
+fn main() -> std::process::ExitCode {
+    pubsub_core::testkit::Conformance::new()
+        .backend("amqp", topic_exchange)
+        .backend("amqp-fanout", fanout_per_topic)
+        .run()
+}
