@@ -8,7 +8,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use pubsub_core::{
-    Delivery, Error, Event, Handler, HandlerOptions, HandlerResult, PubSub, Result, RetryPolicy,
+    Delivery, Event, Handler, HandlerOptions, HandlerResult, PubSub, Result, RetryPolicy,
 };
 use tokio::sync::mpsc::{unbounded_channel, UnboundedSender};
 
@@ -223,8 +223,8 @@ pub async fn run(bus: &PubSub, outbox: &Path) -> Result<Report> {
                 }
                 report.outcomes.push(outcome);
             }
-            dead = demo::within("the dead letters", failed.next()) => {
-                let task: Task = dead?.ok_or(Error::Closed)??.json()?;
+            dead = demo::next_message(&mut failed, "the dead letters") => {
+                let task: Task = dead?.json()?;
                 println!("task {}: notification given up", task.id);
                 report.dead_letters.push(task.id);
                 settled += 1;

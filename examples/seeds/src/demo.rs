@@ -1,10 +1,11 @@
-//! What every program shares: bounded waits and how a program ends.
+//! What every program shares: bounded waits, reading a subscription, and how a
+//! program ends.
 
 use std::future::Future;
 use std::process::ExitCode;
 use std::time::Duration;
 
-use pubsub_core::{Error, Result};
+use pubsub_core::{Delivery, Error, Received, Result, Subscription};
 use tokio::sync::mpsc::UnboundedReceiver;
 
 /// How long a demo waits for something that should happen before it fails.
@@ -15,10 +16,14 @@ pub const PATIENCE: Duration = Duration::from_secs(10);
 /// ```
 /// # #[tokio::main(flavor = "current_thread")]
 /// # async fn main() {
-/// let two = pubsub_examples::demo::within("adding", async { 1 + 1 }).await.unwrap();
+/// let two = pubsub_seeds::demo::within("adding", async { 1 + 1 }).await.unwrap();
 /// assert_eq!(two, 2);
 /// # }
 /// ```
+///
+/// # Cancel safety
+///
+/// As cancel safe as `future`.
 pub async fn within<T>(what: &'static str, future: impl Future<Output = T>) -> Result<T> {
     tokio::time::timeout(PATIENCE, future)
         .await
@@ -29,8 +34,47 @@ pub async fn within<T>(what: &'static str, future: impl Future<Output = T>) -> R
 }
 
 /// The next item a program's components reported, waiting at most [`PATIENCE`].
+///
+/// # Cancel safety
+///
+/// Cancel safe: an item is taken only when this returns.
 pub async fn next<T>(events: &mut UnboundedReceiver<T>, what: &'static str) -> Result<T> {
     within(what, events.recv()).await?.ok_or(Error::Closed)
+}
+
+/// The next message of `subscription`, waiting at most [`PATIENCE`] in all.
+///
+/// A signal (messages were missed) is printed and reading goes on: a demo that lost a
+/// message then fails on what it waits for, with the signal that explains it above.
+///
+/// ```
+/// use pubsub_seeds::demo;
+///
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() -> pubsub_core::Result<()> {
+/// let bus = pubsub_connect::connect("memory://").await?;
+/// let mut failed = bus.topic("brainlife.notifications.failed").subscribe().await?;
+/// bus.topic("brainlife.notifications.failed").publish(&"t-2").await?;
+/// let dead = demo::next_message(&mut failed, "the dead letter").await?;
+/// assert_eq!(dead.json::<String>()?, "t-2");
+/// # Ok(())
+/// # }
+/// ```
+///
+/// # Cancel safety
+///
+/// Cancel safe: a message is taken only when this returns.
+pub async fn next_message(subscription: &mut Subscription, what: &'static str) -> Result<Delivery> {
+    let read = async {
+        while let Some(received) = subscription.next().await {
+            match received {
+                Received::Message(delivery) => return Ok(delivery),
+                Received::Signal(signal) => eprintln!("{what}: {signal}"),
+            }
+        }
+        Err(Error::Closed)
+    };
+    within(what, read).await?
 }
 
 /// The exit code of a program's result, printing the error and its causes if any.

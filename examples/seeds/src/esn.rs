@@ -34,14 +34,14 @@ impl Node {
         Ok(Node {
             name,
             local: LocalBackend::new().into(),
-            global: crate::connect(global_url).await?,
+            global: pubsub_connect::connect(global_url).await?,
         })
     }
 }
 
-/// Who received what.
+/// One delivery to a subscriber of the demo: who received what.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Received {
+pub struct Receipt {
     /// The receiving node.
     pub node: &'static str,
     /// `local` or `global`.
@@ -54,7 +54,7 @@ pub struct Received {
 #[derive(Debug, Default)]
 pub struct Report {
     /// Every delivery to a subscriber of the demo.
-    pub received: Vec<Received>,
+    pub received: Vec<Receipt>,
 }
 
 impl Report {
@@ -74,7 +74,7 @@ async fn listen(
     bus_name: &'static str,
     bus: &PubSub,
     topic: &str,
-    seen: &UnboundedSender<Received>,
+    seen: &UnboundedSender<Receipt>,
 ) -> Result<Handler> {
     let seen = seen.clone();
     let mut handler = bus.topic(topic).on(move |d: Delivery| {
@@ -85,7 +85,7 @@ async fn listen(
                 d.topic(),
                 String::from_utf8_lossy(d.payload())
             );
-            seen.send(Received {
+            seen.send(Receipt {
                 node,
                 bus: bus_name,
                 topic: d.topic().to_owned(),

@@ -80,7 +80,7 @@ pub fn message_from<E: Event>(event: &E, initiator: &str) -> Result<Message> {
 
 /// Publishes `event` to its routing key as `initiator`.
 pub async fn publish_from<E: Event>(bus: &PubSub, event: &E, initiator: &str) -> Result<()> {
-    bus.topic(&event.topic())
+    bus.topic(event.topic())
         .publish_message(message_from(event, initiator)?)
         .await
 }
@@ -91,7 +91,7 @@ pub async fn call<E: Event, R: DeserializeOwned>(
     event: &E,
     initiator: &str,
 ) -> Result<R> {
-    bus.topic(&event.topic())
+    bus.topic(event.topic())
         .request_message(message_from(event, initiator)?, demo::PATIENCE)
         .await?
         .json()
@@ -349,9 +349,7 @@ pub async fn run(bus: &PubSub) -> Result<Report> {
     )
     .await?;
 
-    let delivery = demo::within("the dead letter", dead_letters.next())
-        .await?
-        .ok_or(pubsub_core::Error::Closed)??;
+    let delivery = demo::next_message(&mut dead_letters, "the dead letter").await?;
     let dead_letter = DeadLetter {
         original_topic: delivery
             .header(ORIGINAL_TOPIC)

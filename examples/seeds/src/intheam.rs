@@ -13,7 +13,7 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::Router;
 use futures::{stream, Stream, StreamExt};
-use pubsub_core::{Delivery, Error, Event, Handler, PubSub, Result};
+use pubsub_core::{Delivery, Error, Event, Handler, PubSub, Received, Result};
 use serde_json::json;
 use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
 use tokio::net::{TcpListener, TcpStream};
@@ -90,12 +90,13 @@ async fn user_events(
     let [own, general] = user_patterns(username);
     let own = bus.topic(&own).subscribe().await?;
     let general = bus.topic(&general).subscribe().await?;
-    let events = stream::select(own, general).map(|item| match item {
-        Ok(d) => SseEvent::default()
+    let events = stream::select(own, general).map(|received| match received {
+        Received::Message(d) => SseEvent::default()
             .event(kind_of(d.topic()))
             .data(String::from_utf8_lossy(d.payload())),
-        // A lag or gap is news for the browser too: it should reload.
-        Err(signal) => SseEvent::default().event("error").data(signal.to_string()),
+        // Missed messages are news for the browser too: what it shows may be stale,
+        // so it should reload. The stream goes on.
+        Received::Signal(signal) => SseEvent::default().event("error").data(signal.to_string()),
     });
     let beats = stream::unfold(tokio::time::interval(heartbeat), |mut every| async move {
         every.tick().await;

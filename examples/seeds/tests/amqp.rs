@@ -6,14 +6,15 @@ use std::time::Duration;
 
 use futures::StreamExt;
 
-use pubsub_core::testkit::rabbitmq_server::RabbitServer;
+use pubsub_brokers::RabbitServer;
+use pubsub_connect::connect;
 use pubsub_core::{Event, PubSub};
-use pubsub_examples::catalog::brainlife::{
+use pubsub_seeds::catalog::brainlife::{
     EmailConfig, NotificationHandler, NotificationRequest, Task, TASK_FINISHED,
 };
-use pubsub_examples::catalog::esn::MessageStored;
-use pubsub_examples::infrahub::Outcome;
-use pubsub_examples::{brainlife, connect, demo, esn, infrahub};
+use pubsub_seeds::catalog::esn::MessageStored;
+use pubsub_seeds::infrahub::Outcome;
+use pubsub_seeds::{brainlife, demo, esn, infrahub};
 use serde_json::Value;
 
 mod support;
@@ -103,11 +104,7 @@ async fn esn_node_receives_what_a_pika_node_publishes() {
         ],
     )
     .await;
-    let message = demo::within("the stored message", stored.next())
-        .await
-        .unwrap()
-        .unwrap()
-        .unwrap();
+    let message = support::next_event(&mut stored, "the stored message").await;
     assert_eq!(message.0["content"], "from node.js");
 }
 

@@ -2,7 +2,7 @@
 //! sample of every message type decodes.
 
 use pubsub_core::Event;
-use pubsub_examples::catalog::{brainlife, esn, infrahub, inthe_am};
+use pubsub_seeds::catalog::{brainlife, esn, infrahub, inthe_am};
 use serde_json::{json, Value};
 
 /// Decodes `sample` as `E`, checks that encoding it again gives the same JSON, and

@@ -2,10 +2,11 @@
 
 use std::time::Duration;
 
+use pubsub_connect::connect;
 use pubsub_core::PubSub;
-use pubsub_examples::catalog::inthe_am;
-use pubsub_examples::infrahub::Outcome;
-use pubsub_examples::{brainlife, connect, demo, esn, infrahub, intheam};
+use pubsub_seeds::catalog::inthe_am;
+use pubsub_seeds::infrahub::Outcome;
+use pubsub_seeds::{brainlife, demo, esn, infrahub, intheam};
 use serde_json::json;
 
 async fn memory() -> PubSub {
@@ -199,7 +200,7 @@ async fn infrahub_work_goes_to_one_worker_of_the_group() {
         .await
         .unwrap();
     let two = infrahub::Worker::start(&bus, "w2", outcomes).await.unwrap();
-    let merged = pubsub_examples::catalog::infrahub::BranchMerged {
+    let merged = pubsub_seeds::catalog::infrahub::BranchMerged {
         meta: None,
         source_branch: "f".into(),
         target_branch: "main".into(),

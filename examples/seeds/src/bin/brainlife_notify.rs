@@ -2,16 +2,17 @@
 //! handler writes the mail into an outbox folder, acked only once it is written.
 //!
 //! ```text
-//! cargo run -p pubsub-examples --bin brainlife_notify -- --outbox /tmp/outbox
-//! cargo run -p pubsub-examples --bin brainlife_notify -- --url 'amqp://guest:guest@127.0.0.1:5672/%2f'
+//! cargo run -p pubsub-seeds --bin brainlife_notify -- --outbox /tmp/outbox
+//! cargo run -p pubsub-seeds --bin brainlife_notify -- --url 'amqp://guest:guest@127.0.0.1:5672/%2f'
 //! ```
 
 use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::Parser;
+use pubsub_connect::connect;
 use pubsub_core::Result;
-use pubsub_examples::{brainlife, connect, demo};
+use pubsub_seeds::{brainlife, demo};
 
 /// Runs the notification service on a few task updates, then exits.
 #[derive(Debug, Parser)]

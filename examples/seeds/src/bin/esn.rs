@@ -2,14 +2,14 @@
 //! and `message:activity` forwarded to the global bus and received by both nodes.
 //!
 //! ```text
-//! cargo run -p pubsub-examples --bin esn
-//! cargo run -p pubsub-examples --bin esn -- --url 'amqp://guest:guest@127.0.0.1:5672/%2f?routing=fanout&lazy=true'
+//! cargo run -p pubsub-seeds --bin esn
+//! cargo run -p pubsub-seeds --bin esn -- --url 'amqp://guest:guest@127.0.0.1:5672/%2f?routing=fanout&lazy=true'
 //! ```
 
 use std::process::ExitCode;
 
 use clap::Parser;
-use pubsub_examples::{demo, esn};
+use pubsub_seeds::{demo, esn};
 
 /// Runs two ESN nodes and prints what each receives, then exits.
 #[derive(Debug, Parser)]

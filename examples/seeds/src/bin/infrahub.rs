@@ -2,15 +2,16 @@
 //! echo and file RPCs, retries then a dead letter, and broadcast registry refreshes.
 //!
 //! ```text
-//! cargo run -p pubsub-examples --bin infrahub
-//! cargo run -p pubsub-examples --bin infrahub -- --url 'amqp://guest:guest@127.0.0.1:5672/%2f'
+//! cargo run -p pubsub-seeds --bin infrahub
+//! cargo run -p pubsub-seeds --bin infrahub -- --url 'amqp://guest:guest@127.0.0.1:5672/%2f'
 //! ```
 
 use std::process::ExitCode;
 
 use clap::Parser;
+use pubsub_connect::connect;
 use pubsub_core::Result;
-use pubsub_examples::{connect, demo, infrahub};
+use pubsub_seeds::{demo, infrahub};
 
 /// Runs two Infrahub workers and an API server, prints what happens, then exits.
 #[derive(Debug, Parser)]

@@ -2,9 +2,9 @@
 //! listener, and the user's events streamed over HTTP as Server-Sent Events.
 //!
 //! ```text
-//! cargo run -p pubsub-examples --bin intheam                    # demo, exits by itself
-//! cargo run -p pubsub-examples --bin intheam -- --url redis://127.0.0.1/
-//! cargo run -p pubsub-examples --bin intheam -- --serve 127.0.0.1:8080 --url redis://127.0.0.1/
+//! cargo run -p pubsub-seeds --bin intheam                    # demo, exits by itself
+//! cargo run -p pubsub-seeds --bin intheam -- --url redis://127.0.0.1/
+//! cargo run -p pubsub-seeds --bin intheam -- --serve 127.0.0.1:8080 --url redis://127.0.0.1/
 //! ```
 
 use std::net::SocketAddr;
@@ -12,8 +12,9 @@ use std::process::ExitCode;
 use std::time::Duration;
 
 use clap::Parser;
+use pubsub_connect::connect;
 use pubsub_core::{Error, Result};
-use pubsub_examples::{connect, demo, intheam};
+use pubsub_seeds::{demo, intheam};
 
 /// Runs Inthe.AM's listener and status stream.
 #[derive(Debug, Parser)]

@@ -8,7 +8,7 @@
 //!
 //! ```
 //! use pubsub_core::Event;
-//! use pubsub_examples::catalog::brainlife::Task;
+//! use pubsub_seeds::catalog::brainlife::Task;
 //!
 //! let task: Task = serde_json::from_str(r#"{"_id":"t1","instance_id":"i1","status":"finished",
 //!   "status_msg":"","user_id":"1","service":"soichih/bl-product-nifti","name":"diff import"}"#).unwrap();

@@ -8,7 +8,7 @@
 //!
 //! ```
 //! use pubsub_core::Event;
-//! use pubsub_examples::catalog::esn::{MessageStored, TOPICS};
+//! use pubsub_seeds::catalog::esn::{MessageStored, TOPICS};
 //!
 //! assert_eq!(MessageStored::TOPIC, "message:stored");
 //! assert!(TOPICS.contains(&"message:activity"));
@@ -84,7 +84,7 @@ pub struct ActivityObject {
 /// A timeline entry: some actor did `verb` on a message, maybe for some targets.
 ///
 /// ```
-/// use pubsub_examples::catalog::esn::TimelineEntry;
+/// use pubsub_seeds::catalog::esn::TimelineEntry;
 ///
 /// let entry: TimelineEntry = serde_json::from_str(r#"{"verb":"post","language":"en",
 ///   "published":1,"actor":{"objectType":"user","_id":123},

@@ -7,7 +7,7 @@
 //!
 //! ```
 //! use pubsub_core::Event;
-//! use pubsub_examples::catalog::infrahub::{GitFileGet, SendEchoRequest};
+//! use pubsub_seeds::catalog::infrahub::{GitFileGet, SendEchoRequest};
 //!
 //! assert_eq!((SendEchoRequest::TOPIC, SendEchoRequest::PRIORITY), ("send.echo.request", 5));
 //! assert_eq!((GitFileGet::TOPIC, GitFileGet::PRIORITY), ("git.file.get", 4));

@@ -2,7 +2,7 @@
 //! carrying JSON, plus the public `__general__` channel.
 //!
 //! ```
-//! use pubsub_examples::catalog::inthe_am::Sync;
+//! use pubsub_seeds::catalog::inthe_am::Sync;
 //!
 //! let sync: Sync = serde_json::from_value(serde_json::json!({
 //!     "action": "sync", "username": "alice", "org": "inthe_am", "client": "taskwarrior 2.6",

@@ -9,7 +9,7 @@
 //!
 //! ```
 //! use pubsub_core::Event;
-//! use pubsub_examples::catalog::inthe_am::LocalSync;
+//! use pubsub_seeds::catalog::inthe_am::LocalSync;
 //!
 //! let sync = LocalSync {
 //!     username: "alice".into(),
