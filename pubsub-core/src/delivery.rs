@@ -55,7 +55,8 @@ pub struct Delivery {
     message: Message,
     attempt: u32,
     acker: Option<Box<dyn Acker>>,
-    replies: Option<PubSub>,
+    /// Boxed: only requests carry it, and a delivery is moved often on its way.
+    replies: Option<Box<PubSub>>,
 }
 
 impl Delivery {
@@ -92,7 +93,7 @@ impl Delivery {
 
     pub(crate) fn set_replies(&mut self, bus: &PubSub) {
         if self.message.header(REPLY_TO).is_some() {
-            self.replies = Some(bus.clone());
+            self.replies = Some(Box::new(bus.clone()));
         }
     }
 
@@ -222,5 +223,15 @@ impl std::fmt::Debug for Delivery {
             .field("attempt", &self.attempt)
             .field("needs_ack", &self.needs_ack())
             .finish()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    /// A delivery is moved through rings and futures on every receive: keep it small.
+    #[test]
+    fn a_delivery_stays_small() {
+        assert!(std::mem::size_of::<super::Delivery>() <= 96);
+        assert_eq!(std::mem::size_of::<crate::Message>(), 40);
     }
 }

@@ -187,7 +187,7 @@ impl TryFrom<String> for TopicName {
 /// assert!(p.matches("task.42.done.ok"));
 /// assert!(!p.matches("task"));
 /// assert!(!Pattern::parse("a.?").unwrap().matches("a.b"));
-/// assert_eq!(Pattern::parse("a.b").unwrap().as_name().map(|n| n.as_str()), Some("a.b"));
+/// assert_eq!(Pattern::parse("a.b").unwrap().as_name().unwrap().as_str(), "a.b");
 /// ```
 #[derive(Clone, PartialEq, Eq, Hash)]
 pub struct Pattern {

@@ -33,8 +33,9 @@ use std::task::{Context, Poll, Waker};
 
 use crate::{Received, Signal};
 
-/// A buffer that grew past this many slots is given back once it is drained, so a
-/// burst does not pin its memory for the subscription's lifetime.
+/// A drained buffer larger than this, and four times larger than the batch it last
+/// held, is given back: a burst does not pin its memory, and a steady flow does not
+/// reallocate on every batch.
 const KEEP_CAPACITY: usize = 64;
 
 /// A ring of `capacity` messages (at least 1): the producing and the consuming half.
@@ -55,7 +56,10 @@ pub fn channel<T>(capacity: usize) -> (RingSender<T>, RingReceiver<T>) {
         RingSender {
             shared: Arc::clone(&shared),
         },
-        RingReceiver { shared },
+        RingReceiver {
+            shared,
+            batch: VecDeque::new(),
+        },
     )
 }
 
@@ -202,8 +206,15 @@ impl<T> std::fmt::Debug for RingSender<T> {
 }
 
 /// The consuming half of a ring.
+///
+/// It takes what waits in the ring as a whole batch, under one lock, and hands the
+/// batch out without locking again, so a receiver that keeps up costs its producers
+/// one lock per batch rather than per message. Messages in a taken batch are no
+/// longer counted against the capacity: the ring holds at most `capacity` messages
+/// besides the batch being read.
 pub struct RingReceiver<T> {
     shared: Arc<Shared<T>>,
+    batch: VecDeque<Entry<T>>,
 }
 
 impl<T> RingReceiver<T> {
@@ -220,22 +231,16 @@ impl<T> RingReceiver<T> {
     /// Polls for the next message or signal, registering the task to be woken when
     /// one arrives.
     pub fn poll_recv(&mut self, cx: &mut Context<'_>) -> Poll<Option<Received<T>>> {
-        let mut state = self.shared.lock();
-        if state.missed > 0 {
-            let missed = std::mem::take(&mut state.missed);
-            return Poll::Ready(Some(Received::Signal(Signal::Lagged { missed })));
-        }
-        match state.queue.pop_front() {
-            Some(Entry::Message(message)) => {
-                state.messages -= 1;
-                if state.queue.is_empty() && state.queue.capacity() > KEEP_CAPACITY {
-                    state.queue = VecDeque::new();
-                }
-                Poll::Ready(Some(Received::Message(message)))
+        if self.batch.is_empty() {
+            let mut state = self.shared.lock();
+            if state.missed > 0 {
+                let missed = std::mem::take(&mut state.missed);
+                return Poll::Ready(Some(Received::Signal(Signal::Lagged { missed })));
             }
-            Some(Entry::Gap(reason)) => Poll::Ready(Some(Received::Signal(Signal::Gap { reason }))),
-            None if state.closed => Poll::Ready(None),
-            None => {
+            if state.queue.is_empty() {
+                if state.closed {
+                    return Poll::Ready(None);
+                }
                 if !state
                     .waker
                     .as_ref()
@@ -243,9 +248,28 @@ impl<T> RingReceiver<T> {
                 {
                     state.waker = Some(cx.waker().clone());
                 }
-                Poll::Pending
+                return Poll::Pending;
+            }
+            let spare = std::mem::take(&mut self.batch);
+            let taken = std::mem::replace(&mut state.queue, spare);
+            state.messages = 0;
+            drop(state);
+            // The drained buffer goes back to the ring for the next batch, unless it is
+            // much larger than batches have become.
+            self.batch = taken;
+            let mut state = self.shared.lock();
+            let spare = &mut state.queue;
+            if spare.is_empty()
+                && spare.capacity() > KEEP_CAPACITY
+                && spare.capacity() > 4 * self.batch.len()
+            {
+                *spare = VecDeque::new();
             }
         }
+        Poll::Ready(self.batch.pop_front().map(|entry| match entry {
+            Entry::Message(message) => Received::Message(message),
+            Entry::Gap(reason) => Received::Signal(Signal::Gap { reason }),
+        }))
     }
 }
 
@@ -255,7 +279,10 @@ impl<T> Drop for RingReceiver<T> {
             let mut state = self.shared.lock();
             state.receiver_gone = true;
             state.messages = 0;
-            std::mem::take(&mut state.queue)
+            (
+                std::mem::take(&mut state.queue),
+                std::mem::take(&mut self.batch),
+            )
         };
         // Dropped outside the lock, for the same reason as in `push`.
         drop(buffered);
@@ -317,6 +344,15 @@ mod tests {
         let waker = futures::task::noop_waker();
         let mut cx = Context::from_waker(&waker);
         while let Poll::Ready(Some(_)) = receiver.poll_recv(&mut cx) {}
-        assert_eq!(receiver.shared.lock().queue.capacity(), 0);
+        assert!(receiver.batch.is_empty());
+        for i in 0..3 {
+            sender.push(i).unwrap();
+        }
+        while let Poll::Ready(Some(_)) = receiver.poll_recv(&mut cx) {}
+        let kept = receiver.shared.lock().queue.capacity() + receiver.batch.capacity();
+        assert!(
+            kept <= KEEP_CAPACITY,
+            "{kept} slots kept after small batches"
+        );
     }
 }

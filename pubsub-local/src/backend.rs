@@ -164,7 +164,14 @@ impl Backend for LocalBackend {
         if self.shared.closed.load(Ordering::Acquire) {
             return Err(Error::Closed);
         }
-        let id = registry.add(pattern.clone(), Sink::Broadcast { id: 0, ring });
+        let id = registry.add(
+            pattern.clone(),
+            Sink::Broadcast {
+                id: 0,
+                ring,
+                topic: None,
+            },
+        );
         let registration = Registration {
             pattern: pattern.clone(),
             id,

@@ -15,11 +15,30 @@ use crate::group::GroupQueue;
 /// Where a publish goes: a broadcast subscriber's ring, or a group's queue.
 #[derive(Debug, Clone)]
 pub(crate) enum Sink {
-    Broadcast { id: u64, ring: RingSender<Delivery> },
+    Broadcast {
+        id: u64,
+        ring: RingSender<Delivery>,
+        /// The route's topic, in an allocation of this subscriber's own: each delivery
+        /// carries a clone, and a reference count shared by a hundred subscribers on
+        /// other threads would be contended on every message.
+        topic: Option<TopicName>,
+    },
     Group(Arc<GroupQueue>),
 }
 
 impl Sink {
+    /// This sink as listed in the route of `topic`.
+    fn for_route(&self, topic: &TopicName) -> Sink {
+        match self {
+            Sink::Broadcast { id, ring, .. } => Sink::Broadcast {
+                id: *id,
+                ring: ring.clone(),
+                topic: TopicName::new(topic.as_str()).ok(),
+            },
+            group => group.clone(),
+        }
+    }
+
     fn is(&self, id: u64) -> bool {
         matches!(self, Sink::Broadcast { id: mine, .. } if *mine == id)
     }
@@ -52,8 +71,9 @@ impl Route {
         let sinks = self.sinks();
         match sinks.as_slice() {
             // The common case takes the message without a copy.
-            [Sink::Broadcast { ring, .. }] => {
-                let delivered = ring.push(Delivery::new(self.topic.clone(), message));
+            [Sink::Broadcast { ring, topic, .. }] => {
+                let topic = topic.as_ref().unwrap_or(&self.topic).clone();
+                let delivered = ring.push(Delivery::new(topic, message));
                 return Ok(usize::from(delivered.is_ok()));
             }
             [] => return Ok(0),
@@ -76,8 +96,9 @@ impl Route {
         let mut receivers = 0;
         for sink in sinks.iter() {
             match sink {
-                Sink::Broadcast { ring, .. } => {
-                    let delivery = Delivery::new(self.topic.clone(), message.clone());
+                Sink::Broadcast { ring, topic, .. } => {
+                    let topic = topic.as_ref().unwrap_or(&self.topic).clone();
+                    let delivery = Delivery::new(topic, message.clone());
                     receivers += usize::from(ring.push(delivery).is_ok());
                 }
                 Sink::Group(queue) => {
@@ -110,7 +131,7 @@ impl Registry {
             .subscriptions
             .iter()
             .filter(|(pattern, _)| pattern.matches(topic))
-            .map(|(_, sink)| sink.clone())
+            .map(|(_, sink)| sink.for_route(topic))
             .collect();
         let route = Arc::new(Route {
             topic: topic.clone(),
@@ -132,10 +153,13 @@ impl Registry {
             Sink::Broadcast { ring, .. } => Sink::Broadcast {
                 id: self.next_id,
                 ring,
+                topic: None,
             },
             group => group,
         };
-        self.for_routes(&pattern, |route| route.sinks_mut().push(sink.clone()));
+        self.for_routes(&pattern, |route| {
+            route.sinks_mut().push(sink.for_route(&route.topic));
+        });
         self.subscriptions.push((pattern, sink));
         self.next_id
     }
