@@ -3,8 +3,7 @@
 
 use futures::future::BoxFuture;
 use pubsub_amqp::AmqpBackend;
-use pubsub_core::testkit::rabbitmq_server::RabbitServer;
-use pubsub_core::testkit::redis_server::RedisServer;
+use pubsub_brokers::{RabbitServer, RedisServer};
 use pubsub_core::PubSub;
 use pubsub_local::{LocalBackend, LocalOptions};
 use pubsub_redis::RedisBackend;
@@ -159,6 +158,7 @@ fn memory() -> Backend {
             Target::ratio(Workload::FanOut { subscribers: 100 }, RAW, 0.8),
             Target::p99_below(Workload::Latency { rate: 10_000 }, 100.0),
             Target::rss_below(Workload::Stalled, 64.0),
+            Target::kib_per_subscription_below(2.0),
         ],
         _broker: None,
     }
@@ -204,6 +204,7 @@ async fn redis(url: Option<String>) -> BenchResult<Backend> {
             Target::ratio(Workload::OneToOne { payload: 64 }, SEQUENTIAL, 5.0),
             Target::p99_below(Workload::Latency { rate: 10_000 }, 1_000.0),
             Target::rss_below(Workload::Stalled, 64.0),
+            Target::kib_per_subscription_below(8.0),
         ],
         _broker: broker,
     })
@@ -235,6 +236,7 @@ async fn amqp(url: Option<String>) -> BenchResult<Backend> {
             Target::ratio(Workload::OneToOne { payload: 64 }, RAW, 0.9),
             Target::p99_below(Workload::Latency { rate: 10_000 }, 5_000.0),
             Target::rss_below(Workload::Stalled, 64.0),
+            Target::kib_per_subscription_below(8.0),
         ],
         _broker: broker,
     })

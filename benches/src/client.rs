@@ -69,6 +69,12 @@ pub trait Client: Send + Sync + 'static {
         async { Ok(None) }
     }
 
+    /// The most subscriptions this client can hold at once, where its broker caps
+    /// what the client's way of subscribing uses (`None`: no such cap).
+    fn max_subscriptions(&self) -> Option<usize> {
+        None
+    }
+
     /// Closes the client's connections, so none outlives the runtime; errors are of
     /// no interest at the end of a run.
     fn close(&self) -> impl Future<Output = ()> + Send {

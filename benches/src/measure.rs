@@ -26,6 +26,8 @@ pub struct Outcome {
     pub latency_us: Option<Percentiles>,
     /// Growth of resident memory during the run, in MiB.
     pub rss_growth_mib: Option<f64>,
+    /// Resident memory per idle subscription, in KiB.
+    pub kib_per_subscription: Option<f64>,
 }
 
 /// Latency percentiles in microseconds.

@@ -60,6 +60,11 @@ pub enum Rule {
         /// MiB.
         mib: f64,
     },
+    /// Resident memory per idle subscription under this many KiB.
+    KibPerSubscriptionBelow {
+        /// KiB.
+        kib: f64,
+    },
 }
 
 impl Target {
@@ -76,6 +81,14 @@ impl Target {
         Target {
             workload,
             rule: Rule::P99Below { us },
+        }
+    }
+
+    /// Resident memory per idle subscription under `kib`.
+    pub fn kib_per_subscription_below(kib: f64) -> Self {
+        Target {
+            workload: Workload::Idle,
+            rule: Rule::KibPerSubscriptionBelow { kib },
         }
     }
 
@@ -148,6 +161,14 @@ pub fn judge(rows: &[Row], backend: &'static str, targets: &[Target]) -> Vec<Ver
                         measured.is_some_and(|m| m < *us),
                     )
                 }
+                Rule::KibPerSubscriptionBelow { kib } => {
+                    let measured = outcome.and_then(|o| o.kib_per_subscription);
+                    (
+                        format!("{label}: ≤ {kib} KiB each"),
+                        measured,
+                        measured.is_some_and(|m| m <= *kib),
+                    )
+                }
                 Rule::RssBelow { mib } => {
                     let measured = outcome.and_then(|o| o.rss_growth_mib);
                     (
@@ -199,7 +220,11 @@ pub fn markdown(rows: &[Row], verdicts: &[Verdict]) -> String {
                     lat(|l| l.p50),
                     lat(|l| l.p99),
                     lat(|l| l.p999),
-                    o.rss_growth_mib.map_or("".into(), |m| format!("{m:.1}")),
+                    match (o.rss_growth_mib, o.kib_per_subscription) {
+                        (Some(m), Some(each)) => format!("{m:.1} ({each:.2} KiB each)"),
+                        (Some(m), None) => format!("{m:.1}"),
+                        _ => String::new(),
+                    },
                     o.lost,
                     versus(rows, row),
                 );

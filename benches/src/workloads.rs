@@ -52,6 +52,9 @@ pub enum Workload {
     /// Full-speed publishing of 4 KiB messages while one of two subscribers reads
     /// nothing; reports resident memory growth.
     Stalled,
+    /// Many subscriptions to distinct topics, none of which receives anything;
+    /// reports resident memory per subscription (a gateway holds one per bound socket).
+    Idle,
 }
 
 impl Workload {
@@ -71,6 +74,7 @@ impl Workload {
             Workload::RequestReply,
             Workload::Latency { rate: 10_000 },
             Workload::Stalled,
+            Workload::Idle,
         ]);
         all
     }
@@ -88,6 +92,7 @@ impl Workload {
             Workload::RequestReply => "request/reply".into(),
             Workload::Latency { rate } => format!("latency @ {rate}/s"),
             Workload::Stalled => "stalled subscriber".into(),
+            Workload::Idle => "idle subscriptions".into(),
         }
     }
 }
@@ -110,6 +115,8 @@ pub struct Scale {
     pub stall: Duration,
     /// Rounds of each throughput run; the median is reported.
     pub rounds: usize,
+    /// Idle subscriptions to distinct topics whose memory is measured.
+    pub idle: usize,
 }
 
 impl Scale {
@@ -119,6 +126,7 @@ impl Scale {
         latency: Duration::from_secs(5),
         stall: Duration::from_secs(10),
         rounds: 3,
+        idle: 5_000,
     };
     /// The smoke test: every workload, briefly.
     pub const QUICK: Scale = Scale {
@@ -126,6 +134,7 @@ impl Scale {
         latency: Duration::from_secs(1),
         stall: Duration::from_secs(1),
         rounds: 1,
+        idle: 500,
     };
 }
 
@@ -133,7 +142,7 @@ impl Workload {
     /// How many rounds to run: the stall, as long as the issue says, once.
     pub fn rounds(&self, scale: Scale) -> usize {
         match self {
-            Workload::Stalled => 1,
+            Workload::Stalled | Workload::Idle => 1,
             _ => scale.rounds,
         }
     }
@@ -169,6 +178,7 @@ pub async fn run<C: Client>(
         Workload::RequestReply => request_reply(client, topic, scale).await,
         Workload::Latency { rate } => latency(client, topic, rate, scale).await,
         Workload::Stalled => stalled(client, topic, scale).await,
+        Workload::Idle => idle(client, topic, scale).await,
     }
 }
 
@@ -515,6 +525,36 @@ async fn stalled<C: Client>(client: &C, topic: &str, scale: Scale) -> BenchResul
     outcome.lost = lost(published, &seen);
     let growth = peak.load(Ordering::Relaxed).saturating_sub(baseline);
     outcome.rss_growth_mib = Some(growth as f64 / (1024.0 * 1024.0));
+    Ok(Some(outcome))
+}
+
+/// Subscribes to `scale.idle` distinct topics and holds the subscriptions without
+/// publishing: the resident memory they add, per subscription, is the figure. A client
+/// whose broker caps its subscriptions holds as many as it may.
+async fn idle<C: Client>(client: &C, topic: &str, scale: Scale) -> BenchResult<Option<Outcome>> {
+    let count = client
+        .max_subscriptions()
+        .map_or(scale.idle, |cap| cap.min(scale.idle));
+    let mut subscriptions = Vec::with_capacity(count);
+    measure::release_free_memory();
+    let baseline = measure::resident_bytes()?;
+    let start = Instant::now();
+    for i in 0..count {
+        match client
+            .subscribe(&format!("{topic}.idle{i}"), Receive::Broadcast)
+            .await?
+        {
+            Some(subscription) => subscriptions.push(subscription),
+            None => return Ok(None),
+        }
+    }
+    let seconds = start.elapsed();
+    measure::release_free_memory();
+    let growth = measure::resident_bytes()?.saturating_sub(baseline);
+    drop(subscriptions);
+    let mut outcome = measure::throughput(count as u64, 1, 0, seconds);
+    outcome.rss_growth_mib = Some(growth as f64 / (1024.0 * 1024.0));
+    outcome.kib_per_subscription = Some(growth as f64 / 1024.0 / count as f64);
     Ok(Some(outcome))
 }
 

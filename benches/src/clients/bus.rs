@@ -4,7 +4,9 @@ use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use hdrhistogram::Histogram;
-use pubsub_core::{Error, Message, PubSub, SubscribeOptions, Subscription, Topic};
+use pubsub_core::{
+    Error, Message, PubSub, Received, Signal, SubscribeOptions, Subscription, Topic,
+};
 
 use crate::client::{BenchResult, Client, Publisher, Receive, Recv, Subscriber};
 use crate::measure;
@@ -55,7 +57,7 @@ impl Client for BusClient {
     ) -> BenchResult<Option<Histogram<u64>>> {
         let mut requests = self.bus.topic(topic).subscribe().await?;
         let responder = tokio::spawn(async move {
-            while let Some(Ok(request)) = requests.next().await {
+            while let Some(Received::Message(request)) = requests.next().await {
                 let echo = Message::new(request.payload().clone());
                 if request.reply_message(echo).await.is_err() {
                     break;
@@ -67,9 +69,10 @@ impl Client for BusClient {
         let deadline = Instant::now() + length;
         while Instant::now() < deadline {
             let sent = Instant::now();
-            topic
+            let reply = topic
                 .request_message(Message::new(payload.clone()), Duration::from_secs(5))
                 .await?;
+            drop(reply);
             histogram.saturating_record(sent.elapsed().as_nanos() as u64);
         }
         responder.abort();
@@ -93,16 +96,17 @@ pub struct BusSubscriber(Subscription);
 impl Subscriber for BusSubscriber {
     async fn recv(&mut self) -> Recv {
         match self.0.next().await {
-            Some(Ok(delivery)) => {
-                if delivery.needs_ack() && delivery.ack().await.is_err() {
+            Some(Received::Message(delivery)) => {
+                let payload = delivery.payload().clone();
+                if delivery.ack().await.is_err() {
                     return Recv::Closed;
                 }
-                Recv::Msg(delivery.into_message().payload().clone())
+                Recv::Msg(payload)
             }
-            Some(Err(Error::Lagged { missed })) => Recv::Lagged(missed),
+            Some(Received::Signal(Signal::Lagged { missed })) => Recv::Lagged(missed),
             // Other signals (a gap after a reconnect) lose an unknown number of
             // messages; the count of what arrived tells how many.
-            Some(Err(_)) => Recv::Lagged(0),
+            Some(Received::Signal(_)) => Recv::Lagged(0),
             None => Recv::Closed,
         }
     }

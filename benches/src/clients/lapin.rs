@@ -82,6 +82,12 @@ impl Client for LapinClient {
         let _ = self.connection.close(200, "benchmark done".into()).await;
     }
 
+    /// One channel per subscription, as a lapin user subscribes; RabbitMQ allows 2047
+    /// channels on a connection by default.
+    fn max_subscriptions(&self) -> Option<usize> {
+        Some(2_000)
+    }
+
     async fn subscribe(
         &self,
         topic: &str,
