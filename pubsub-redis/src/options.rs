@@ -62,8 +62,8 @@ impl RedisBuilder {
     }
 
     /// Publishes bare payloads that any Redis client reads as is, and reads received
-    /// payloads as is: headers, id and priority are not sent (the capabilities say
-    /// so). Off by default.
+    /// payloads as is. Headers cannot travel (the capabilities say so, and the bus
+    /// refuses messages with headers); an id or priority is left out. Off by default.
     pub fn raw(mut self, raw: bool) -> Self {
         self.raw = raw;
         self
@@ -71,7 +71,8 @@ impl RedisBuilder {
 
     /// How many messages a subscription holds before it lags, unless its
     /// [`SubscribeOptions`](pubsub_core::SubscribeOptions) say otherwise (at least 1;
-    /// [`DEFAULT_BUFFER`] by default).
+    /// [`DEFAULT_BUFFER`] by default). Memory follows what is buffered, not this
+    /// limit: an idle subscription holds no buffer.
     pub fn buffer(mut self, messages: usize) -> Self {
         self.buffer = messages.max(1);
         self
@@ -100,6 +101,10 @@ impl RedisBuilder {
 
     /// Connects, trying for up to the connect budget. Fails with
     /// [`Error::InvalidUrl`], [`Error::Auth`] or [`Error::Connection`].
+    ///
+    /// # Cancel safety
+    ///
+    /// Cancel safe: a cancelled connect leaves nothing behind.
     pub async fn connect(self) -> Result<RedisBackend> {
         RedisBackend::open(self).await
     }

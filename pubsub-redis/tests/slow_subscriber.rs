@@ -64,7 +64,8 @@ async fn slow_subscriber_keeps_bounded_memory_and_gets_a_lag_count() {
         .await
         .unwrap();
     bus.topic("slow.sentinel").publish(&"done").await.unwrap();
-    next(&mut sentinel, "the sentinel, after the firehose").await;
+    let done = next(&mut sentinel, "the sentinel, after the firehose").await;
+    assert_eq!(done.json::<String>().unwrap(), "done");
     let grown = rss_bytes().saturating_sub(before);
     // Unbounded, the messages alone would be over 100 MB.
     assert!(grown < 48 * 1024 * 1024, "memory grew by {grown} bytes");
