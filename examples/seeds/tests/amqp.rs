@@ -4,8 +4,6 @@
 
 use std::time::Duration;
 
-use futures::StreamExt;
-
 use pubsub_brokers::RabbitServer;
 use pubsub_connect::connect;
 use pubsub_core::{Event, PubSub};
