@@ -8,7 +8,7 @@ use std::sync::Arc;
 use pubsub_core::ring::RingSender;
 use pubsub_core::{Bytes, Delivery, Message, Pattern, TopicName};
 
-use crate::envelope;
+use crate::{envelope, glob};
 
 /// A Redis subscription: a channel (SUBSCRIBE) or a glob (PSUBSCRIBE), prefix
 /// included. The name is shared with the registry's map, the driver and the
@@ -43,6 +43,27 @@ pub(crate) struct Listener {
     /// The pattern of a glob.
     pub(crate) filter: Option<Pattern>,
     pub(crate) ring: RingSender<Delivery>,
+}
+
+impl Listener {
+    /// A subscription to `pattern` under `prefix`: a channel for a name, a glob that
+    /// over-matches it (filtered on arrival) for a wildcard pattern.
+    pub(crate) fn new(prefix: &str, pattern: &Pattern, ring: RingSender<Delivery>) -> Self {
+        match pattern.as_name() {
+            Some(topic) => Listener {
+                key: Key::Channel(format!("{prefix}{topic}").into()),
+                topic: Some(topic),
+                filter: None,
+                ring,
+            },
+            None => Listener {
+                key: Key::Glob(glob::glob(prefix, pattern).into()),
+                topic: None,
+                filter: Some(pattern.clone()),
+                ring,
+            },
+        }
+    }
 }
 
 /// Every local subscription of a bus.
@@ -194,6 +215,85 @@ fn glob_topic(channel: &str, prefix: &str) -> Option<TopicName> {
         Err(e) => {
             tracing::debug!(channel, error = %e, "redis message on a channel that is no topic name; skipped");
             None
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use futures::FutureExt;
+    use pubsub_core::ring::{self, RingReceiver};
+    use pubsub_core::Received;
+
+    use super::*;
+
+    fn add(registry: &mut Registry, pattern: &str) -> (Key, u64, RingReceiver<Delivery>) {
+        let (ring, receiver) = ring::channel(8);
+        let listener = Listener::new("p:", &Pattern::parse(pattern).unwrap(), ring);
+        let (key, id) = registry.add(listener);
+        (key, id, receiver)
+    }
+
+    fn topic_of(received: Option<Option<Received>>) -> Option<String> {
+        match received {
+            Some(Some(Received::Message(delivery))) => Some(delivery.topic().to_owned()),
+            _ => None,
+        }
+    }
+
+    #[test]
+    fn subscriptions_of_one_channel_share_its_name_until_the_last_goes() {
+        let mut registry = Registry::default();
+        let (first, first_id, _a) = add(&mut registry, "a.b");
+        let (second, second_id, _b) = add(&mut registry, "a.b");
+        let (Key::Channel(x), Key::Channel(y)) = (&first, &second) else {
+            panic!("channels expected: {first:?} {second:?}");
+        };
+        assert!(Arc::ptr_eq(x, y), "one copy of the name");
+        registry.remove(&first, first_id);
+        assert!(registry.contains(&second));
+        registry.remove(&second, second_id);
+        assert!(registry.is_empty());
+    }
+
+    #[test]
+    fn a_glob_delivers_only_what_its_pattern_matches() {
+        let mut registry = Registry::default();
+        let (_, _, mut star) = add(&mut registry, "a.*");
+        let glob = glob::glob("p:", &Pattern::parse("a.*").unwrap());
+        let arrive = |registry: &Registry, channel: &str| {
+            let payload = b"x".to_vec();
+            registry.dispatch(
+                Some(glob.as_bytes()),
+                channel.as_bytes(),
+                payload,
+                "p:",
+                false,
+            );
+        };
+        // The glob `p:a.*` matches all of these; the pattern only the first.
+        arrive(&registry, "p:a.b.c");
+        arrive(&registry, "p:a.b c");
+        arrive(&registry, "p:a.b");
+        assert_eq!(topic_of(star.recv().now_or_never()), Some("a.b".into()));
+        assert_eq!(topic_of(star.recv().now_or_never()), None);
+    }
+
+    #[test]
+    fn a_gap_reaches_every_subscription() {
+        let mut registry = Registry::default();
+        let (_, _, mut name) = add(&mut registry, "a.b");
+        let (_, _, mut pattern) = add(&mut registry, "a.#");
+        registry.gap("reconnected");
+        for receiver in [&mut name, &mut pattern] {
+            let received = receiver.recv().now_or_never().flatten();
+            assert!(
+                matches!(
+                    received,
+                    Some(Received::Signal(pubsub_core::Signal::Gap { .. }))
+                ),
+                "{received:?}"
+            );
         }
     }
 }

@@ -12,7 +12,6 @@ use tokio::sync::{mpsc, oneshot, watch};
 use tokio::time::Instant;
 
 use crate::driver::{Command, Driver};
-use crate::glob;
 use crate::registry::{Key, Listener, Registry};
 
 /// What the push sender and the driver share with the bus.
@@ -92,22 +91,8 @@ impl Subscriber {
     /// Subscribes to a name or pattern with a ring of `buffer` messages; returns once
     /// Redis has confirmed.
     pub(crate) async fn subscribe(&self, pattern: &Pattern, buffer: usize) -> Result<Subscription> {
-        let prefix = &self.shared.prefix;
         let (ring, receiver) = ring::channel(buffer);
-        let listener = match pattern.as_name() {
-            Some(topic) => Listener {
-                key: Key::Channel(format!("{prefix}{topic}").into()),
-                topic: Some(topic),
-                filter: None,
-                ring,
-            },
-            None => Listener {
-                key: Key::Glob(glob::glob(prefix, pattern).into()),
-                topic: None,
-                filter: Some(pattern.clone()),
-                ring,
-            },
-        };
+        let listener = Listener::new(&self.shared.prefix, pattern, ring);
         let (key, id) = {
             let mut registry = self.shared.registry();
             if registry.closed {
