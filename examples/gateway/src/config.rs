@@ -11,58 +11,58 @@ use serde::Deserialize;
 /// Everything in the configuration file.
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct Config {
+pub(crate) struct Config {
     /// Where to listen (default `127.0.0.1:8080`; port 0 picks a free port).
     #[serde(default = "default_listen")]
-    pub listen: SocketAddr,
+    pub(crate) listen: SocketAddr,
     /// The broker: `memory://` (in-process) or an `amqp://` URL.
     #[serde(default = "default_backend")]
-    pub backend: String,
+    pub(crate) backend: String,
     /// How tokens are verified.
-    pub auth: AuthConfig,
+    pub(crate) auth: AuthConfig,
     /// Bounds on what one client may use.
     #[serde(default)]
-    pub limits: Limits,
+    pub(crate) limits: Limits,
     /// The exchanges clients may bind to, by name; any other name is refused.
-    pub exchanges: BTreeMap<String, ExchangeConfig>,
+    pub(crate) exchanges: BTreeMap<String, ExchangeConfig>,
     /// Who may publish through `POST /publish`; absent, nobody may.
-    pub publish: Option<ClaimValue>,
+    pub(crate) publish: Option<ClaimValue>,
     /// The demo's sample token and ticker.
-    pub demo: Option<DemoConfig>,
+    pub(crate) demo: Option<DemoConfig>,
 }
 
 /// Token verification: at least one of the two keys.
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct AuthConfig {
+pub(crate) struct AuthConfig {
     /// The shared secret of HS256 tokens.
-    pub hs256_secret: Option<String>,
+    pub(crate) hs256_secret: Option<String>,
     /// A PEM file with the RSA public key of RS256 tokens, relative to the config file.
-    pub rs256_public_key: Option<PathBuf>,
+    pub(crate) rs256_public_key: Option<PathBuf>,
     /// The claim that names the user, for the sockets-per-user limit (default `sub`).
     #[serde(default = "default_user_claim")]
-    pub user_claim: String,
+    pub(crate) user_claim: String,
     /// Clock skew allowed on `exp`, in seconds (default 0).
     #[serde(default)]
-    pub leeway_seconds: u64,
+    pub(crate) leeway_seconds: u64,
 }
 
 /// The bounds that keep one client from using up the gateway.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields, default)]
-pub struct Limits {
+pub(crate) struct Limits {
     /// The largest frame a client may send; larger ones get an error frame.
-    pub max_frame_bytes: usize,
+    pub(crate) max_frame_bytes: usize,
     /// Binds one socket may hold.
-    pub max_binds_per_socket: usize,
+    pub(crate) max_binds_per_socket: usize,
     /// Sockets (WebSocket or SSE) one user may hold at once.
-    pub max_sockets_per_user: usize,
+    pub(crate) max_sockets_per_user: usize,
     /// Messages waiting for one socket before newer ones are dropped and counted as lag.
-    pub socket_buffer: usize,
+    pub(crate) socket_buffer: usize,
     /// Seconds between SSE heartbeats.
-    pub heartbeat_seconds: u64,
+    pub(crate) heartbeat_seconds: u64,
     /// Milliseconds an HTTP access check may take before the bind is refused.
-    pub check_timeout_ms: u64,
+    pub(crate) check_timeout_ms: u64,
 }
 
 impl Default for Limits {
@@ -80,12 +80,12 @@ impl Default for Limits {
 
 impl Limits {
     /// The SSE heartbeat interval.
-    pub fn heartbeat(&self) -> Duration {
+    pub(crate) fn heartbeat(&self) -> Duration {
         Duration::from_secs(self.heartbeat_seconds.max(1))
     }
 
     /// How long an HTTP access check may take.
-    pub fn check_timeout(&self) -> Duration {
+    pub(crate) fn check_timeout(&self) -> Duration {
         Duration::from_millis(self.check_timeout_ms)
     }
 }
@@ -93,7 +93,7 @@ impl Limits {
 /// How an exchange decides who may bind to which keys.
 #[derive(Debug, Clone, Copy, Deserialize, PartialEq, Eq)]
 #[serde(rename_all = "lowercase")]
-pub enum AccessKind {
+pub(crate) enum AccessKind {
     /// Anyone with a valid token.
     Public,
     /// A key segment must be one of the values of a token claim.
@@ -105,43 +105,43 @@ pub enum AccessKind {
 /// One exchange's entry.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct ExchangeConfig {
+pub(crate) struct ExchangeConfig {
     /// The kind of check.
-    pub access: AccessKind,
+    pub(crate) access: AccessKind,
     /// `claim`: the claim whose value (or one of whose values) the key segment must be.
-    pub claim: Option<String>,
+    pub(crate) claim: Option<String>,
     /// `claim`: which key segment (0 is the first).
     #[serde(default)]
-    pub segment: usize,
+    pub(crate) segment: usize,
     /// `http`: the URL the key is appended to as one path segment.
-    pub url: Option<String>,
+    pub(crate) url: Option<String>,
     /// The first this many key segments must be literal (no `*` or `#`), so that a
     /// check that answers for one key cannot be asked about a wildcard.
     #[serde(default)]
-    pub literal_segments: usize,
+    pub(crate) literal_segments: usize,
 }
 
 /// A claim that must hold a value (or hold it among its values).
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct ClaimValue {
+pub(crate) struct ClaimValue {
     /// The claim's name.
-    pub claim: String,
+    pub(crate) claim: String,
     /// The value it must have.
-    pub value: String,
+    pub(crate) value: String,
 }
 
 /// What the demo command prints and publishes.
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct DemoConfig {
+pub(crate) struct DemoConfig {
     /// The claims of the sample token (an `exp` a day ahead is added).
-    pub claims: serde_json::Map<String, serde_json::Value>,
+    pub(crate) claims: serde_json::Map<String, serde_json::Value>,
     /// `exchange:key` that a ticker publishes to every `tick_seconds`.
-    pub tick: Option<String>,
+    pub(crate) tick: Option<String>,
     /// Seconds between ticks (default 2).
     #[serde(default = "default_tick")]
-    pub tick_seconds: u64,
+    pub(crate) tick_seconds: u64,
 }
 
 fn default_listen() -> SocketAddr {
@@ -162,7 +162,7 @@ fn default_tick() -> u64 {
 
 /// A configuration file that cannot be used, with the reason.
 #[derive(Debug)]
-pub struct ConfigError(pub String);
+pub(crate) struct ConfigError(pub(crate) String);
 
 impl std::fmt::Display for ConfigError {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -174,7 +174,7 @@ impl std::error::Error for ConfigError {}
 
 impl Config {
     /// Reads and checks the file; relative key paths are resolved against its folder.
-    pub fn load(path: &Path) -> Result<Config, ConfigError> {
+    pub(crate) fn load(path: &Path) -> Result<Config, ConfigError> {
         let text = std::fs::read_to_string(path)
             .map_err(|e| ConfigError(format!("cannot read {}: {e}", path.display())))?;
         let mut config: Config =

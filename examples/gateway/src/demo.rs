@@ -10,19 +10,19 @@ use crate::auth::sign_hs256;
 use crate::config::Config;
 use crate::exchanges::Exchanges;
 
-const PAGE: &str = include_str!("../../../gateway/index.html");
-const SCRIPT: &str = include_str!("../../../gateway/app.js");
+const PAGE: &str = include_str!("../index.html");
+const SCRIPT: &str = include_str!("../app.js");
 
 /// How long the sample token is valid.
 const TOKEN_LIFETIME: Duration = Duration::from_secs(24 * 3600);
 
 /// `GET /`: the demo page.
-pub async fn page() -> impl IntoResponse {
+pub(crate) async fn page() -> impl IntoResponse {
     ([(header::CONTENT_TYPE, "text/html; charset=utf-8")], PAGE)
 }
 
 /// `GET /app.js`: the page's script.
-pub async fn script() -> impl IntoResponse {
+pub(crate) async fn script() -> impl IntoResponse {
     (
         [(header::CONTENT_TYPE, "text/javascript; charset=utf-8")],
         SCRIPT,
@@ -36,7 +36,7 @@ fn now() -> u64 {
 }
 
 /// The sample token of the demo section, signed with the HS256 secret.
-pub fn sample_token(config: &Config) -> Option<Result<String, String>> {
+pub(crate) fn sample_token(config: &Config) -> Option<Result<String, String>> {
     let demo = config.demo.as_ref()?;
     let Some(secret) = &config.auth.hs256_secret else {
         return Some(Err("the demo token needs [auth] hs256_secret".to_owned()));
@@ -47,7 +47,7 @@ pub fn sample_token(config: &Config) -> Option<Result<String, String>> {
 }
 
 /// Publishes `{"n":..,"at":..}` to the demo's tick key, so the page has something to show.
-pub fn start_ticker(config: &Config, exchanges: &Exchanges) -> Result<(), String> {
+pub(crate) fn start_ticker(config: &Config, exchanges: &Exchanges) -> Result<(), String> {
     let Some(demo) = &config.demo else {
         return Ok(());
     };

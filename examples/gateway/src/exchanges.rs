@@ -16,21 +16,21 @@ use crate::policy::Policy;
 
 /// One exchange: its bus and its policy.
 #[derive(Debug)]
-pub struct Exchange {
-    pub name: Arc<str>,
-    pub bus: PubSub,
-    pub policy: Policy,
+pub(crate) struct Exchange {
+    pub(crate) name: Arc<str>,
+    pub(crate) bus: PubSub,
+    pub(crate) policy: Policy,
 }
 
 /// The exchanges by name.
 #[derive(Debug)]
-pub struct Exchanges {
+pub(crate) struct Exchanges {
     by_name: HashMap<String, Arc<Exchange>>,
 }
 
 impl Exchanges {
     /// Connects to the configured backend and builds every exchange on it.
-    pub async fn connect(config: &Config) -> Result<Exchanges, String> {
+    pub(crate) async fn connect(config: &Config) -> Result<Exchanges, String> {
         let broker = Broker::connect(&config.backend).await?;
         let mut by_name = HashMap::new();
         for (name, exchange) in &config.exchanges {
@@ -45,12 +45,12 @@ impl Exchanges {
     }
 
     /// The exchange called `name`, if configured.
-    pub fn get(&self, name: &str) -> Option<&Arc<Exchange>> {
+    pub(crate) fn get(&self, name: &str) -> Option<&Arc<Exchange>> {
         self.by_name.get(name)
     }
 
     /// All exchanges, for the banner.
-    pub fn iter(&self) -> impl Iterator<Item = &Arc<Exchange>> {
+    pub(crate) fn iter(&self) -> impl Iterator<Item = &Arc<Exchange>> {
         self.by_name.values()
     }
 }

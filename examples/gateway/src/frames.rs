@@ -8,7 +8,7 @@ use serde_json::{json, Map, Value};
 /// A frame from a client.
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields, rename_all = "lowercase")]
-pub enum ClientFrame {
+pub(crate) enum ClientFrame {
     /// `{"bind":{"ex":"wf","key":"task.1.#"}}`
     Bind(BindRequest),
 }
@@ -16,16 +16,16 @@ pub enum ClientFrame {
 /// Which messages a client asks for.
 #[derive(Debug, Clone, Deserialize, Serialize, PartialEq, Eq, Hash)]
 #[serde(deny_unknown_fields)]
-pub struct BindRequest {
+pub(crate) struct BindRequest {
     /// The exchange.
-    pub ex: String,
+    pub(crate) ex: String,
     /// The routing key or pattern (`*` one segment, `#` any number).
-    pub key: String,
+    pub(crate) key: String,
 }
 
 /// `{"headers":{..},"dinfo":{"exchange":..,"routing_key":..},"msg":..}`, brainlife's
 /// frame. A payload that is not JSON is sent as a string of its (lossy) UTF-8 text.
-pub fn message(exchange: &str, delivery: &Delivery) -> String {
+pub(crate) fn message(exchange: &str, delivery: &Delivery) -> String {
     let headers: Map<String, Value> = delivery
         .headers()
         .map(|(k, v)| (k.to_owned(), Value::from(v)))
@@ -41,22 +41,23 @@ pub fn message(exchange: &str, delivery: &Delivery) -> String {
 }
 
 /// `{"bound":{"ex":..,"key":..}}`: the bind is live, later messages arrive.
-pub fn bound(bind: &BindRequest) -> String {
+pub(crate) fn bound(bind: &BindRequest) -> String {
     json!({ "bound": bind }).to_string()
 }
 
 /// `{"error":{"code":..,"message":..,"bind":..}}`.
-pub fn error(code: &str, message: &str, bind: Option<&BindRequest>) -> String {
+pub(crate) fn error(code: &str, message: &str, bind: Option<&BindRequest>) -> String {
     json!({ "error": {"code": code, "message": message, "bind": bind} }).to_string()
 }
 
 /// `{"lagged":{"missed":n}}`: this socket fell behind and `n` messages were dropped.
-pub fn lagged(missed: u64) -> String {
+pub(crate) fn lagged(missed: u64) -> String {
     json!({ "lagged": {"missed": missed} }).to_string()
 }
 
-/// `{"gap":{"bind":..,"reason":..}}`: the broker connection was lost and restored, and
-/// messages may have been missed.
-pub fn gap(bind: &BindRequest, reason: &str) -> String {
+/// `{"gap":{"bind":..,"reason":..}}`: messages of `bind` may have been missed (the
+/// broker connection was lost and restored); `bind` is null when the loss concerns
+/// the whole socket.
+pub(crate) fn gap(bind: Option<&BindRequest>, reason: &str) -> String {
     json!({ "gap": {"bind": bind, "reason": reason} }).to_string()
 }

@@ -5,14 +5,14 @@
 //! Run the demo on the in-process bus (prints the page's address and a sample token):
 //!
 //! ```text
-//! cargo run -p pubsub-examples --bin gateway
-//! cargo run -p pubsub-examples --bin gateway -- --config my.toml --backend amqp://guest:guest@127.0.0.1:5672/%2f
+//! cargo run -p pubsub-gateway
+//! cargo run -p pubsub-gateway -- --config my.toml --backend amqp://guest:guest@127.0.0.1:5672/%2f
 //! ```
 //!
 //! Endpoints: `GET /subscribe?jwt=` (WebSocket), `GET /events?jwt=&bind=ex:key` (SSE),
 //! `POST /publish?jwt=` (for holders of the `[publish]` claim), `GET /stats`, and the
 //! demo page at `/`. The configuration is described in `config.rs` and shown by
-//! `examples/gateway/demo.toml`.
+//! `examples/gateway/demo.toml`; the frames are in `frames.rs` and the README.
 
 mod auth;
 mod config;
@@ -44,7 +44,7 @@ use crate::state::AppState;
 #[derive(Debug, Parser)]
 struct Args {
     /// The configuration file.
-    #[arg(long, default_value = concat!(env!("CARGO_MANIFEST_DIR"), "/gateway/demo.toml"))]
+    #[arg(long, default_value = concat!(env!("CARGO_MANIFEST_DIR"), "/demo.toml"))]
     config: PathBuf,
     /// Where to listen, instead of the file's `listen`.
     #[arg(long)]

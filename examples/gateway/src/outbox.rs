@@ -1,102 +1,202 @@
-//! A socket's bounded queue of frames. Binds push without waiting; the socket's writer
-//! drains it at the client's pace. When it is full, messages are dropped and counted,
-//! and the count takes their place in the queue, so the client learns where it lagged.
+//! A socket's outbox: the frames waiting for one client, drained by the socket's
+//! writer at the client's pace.
+//!
+//! Relayed messages go through one core ring per socket ([`pubsub_core::ring`]): binds
+//! push without waiting, and a client that falls `socket_buffer` messages behind loses
+//! the oldest ones and gets a `lagged` frame where they were dropped. A loss upstream
+//! of the outbox (a broker reconnect, or the bind's subscription lagging) goes into
+//! the ring as a gap that carries the frame telling the client, so it too arrives
+//! where it happened. Messages are rendered only when written: a dropped one costs no
+//! JSON, and a payload fanned out to many sockets is shared until then.
+//!
+//! Bind results and errors must never be dropped, so they wait in a small queue of
+//! their own, and go out before any message taken after them: a bind's `bound` frame
+//! always precedes its messages. An idle outbox holds no buffer at all.
 
 use std::collections::VecDeque;
-use std::sync::{Mutex, PoisonError};
+use std::sync::{Arc, Mutex, PoisonError};
 
+use pubsub_core::ring::{self, RingReceiver, RingSender};
+use pubsub_core::{Delivery, Received, Signal};
 use tokio::sync::Notify;
 
 use crate::frames;
 
-enum Item {
-    Message(String),
-    Signal(String),
-    Lagged(u64),
+/// An outbox holding at most `capacity` relayed messages: the binds' side and the
+/// writer's side.
+pub(crate) fn channel(capacity: usize) -> (Outbox, OutboxReader) {
+    let (ring, receiver) = ring::channel(capacity);
+    let control = Arc::new(Control::default());
+    let outbox = Outbox {
+        ring,
+        control: Arc::clone(&control),
+    };
+    let reader = OutboxReader {
+        ring: receiver,
+        control,
+        held: None,
+    };
+    (outbox, reader)
 }
 
-/// The frames waiting for one socket.
-pub struct Outbox {
-    queue: Mutex<Queue>,
+/// Where a session and its binds put frames. Cheap to clone.
+#[derive(Debug, Clone)]
+pub(crate) struct Outbox {
+    ring: RingSender<Relayed>,
+    control: Arc<Control>,
+}
+
+/// Where the socket's writer takes frames from.
+#[derive(Debug)]
+pub(crate) struct OutboxReader {
+    ring: RingReceiver<Relayed>,
+    control: Arc<Control>,
+    /// Taken from the ring while control frames were waiting: written after them.
+    held: Option<Received<Relayed>>,
+}
+
+/// A message on its way to the client, rendered when written.
+#[derive(Debug)]
+struct Relayed {
+    exchange: Arc<str>,
+    delivery: Delivery,
+}
+
+/// The frames that are never dropped; there are few (one per bind, one per bad
+/// client frame).
+#[derive(Debug, Default)]
+struct Control {
+    frames: Mutex<VecDeque<String>>,
     ready: Notify,
-    capacity: usize,
 }
 
-struct Queue {
-    items: VecDeque<Item>,
-    messages: usize,
-}
+/// The client is gone: nothing more will be written to it.
+#[derive(Debug)]
+pub(crate) struct Gone;
 
 impl Outbox {
-    /// An outbox holding at most `capacity` messages.
-    pub fn new(capacity: usize) -> Self {
-        Outbox {
-            queue: Mutex::new(Queue {
-                items: VecDeque::new(),
-                messages: 0,
-            }),
-            ready: Notify::new(),
-            capacity: capacity.max(1),
-        }
+    /// Queues a message from `exchange`, dropping the oldest one when the outbox is
+    /// full. Never waits.
+    pub(crate) fn relay(&self, exchange: &Arc<str>, delivery: Delivery) -> Result<(), Gone> {
+        let relayed = Relayed {
+            exchange: Arc::clone(exchange),
+            delivery,
+        };
+        self.ring.push(relayed).map_err(|_| Gone)
     }
 
-    fn with_queue(&self, f: impl FnOnce(&mut Queue)) {
-        f(&mut self.queue.lock().unwrap_or_else(PoisonError::into_inner));
-        self.ready.notify_one();
+    /// Tells the client, after the messages queued now, that messages were lost
+    /// upstream: `frame` is the `gap` or `lagged` frame that says so.
+    pub(crate) fn lost(&self, frame: String) {
+        self.ring.gap(frame);
     }
 
-    /// Queues a message frame, or counts it as missed when the queue is full.
-    pub fn push_message(&self, frame: String) {
-        let capacity = self.capacity;
-        self.with_queue(|q| {
-            if q.messages >= capacity {
-                q.add_lag(1);
-            } else {
-                q.messages += 1;
-                q.items.push_back(Item::Message(frame));
-            }
-        });
-    }
-
-    /// Queues a frame that is never dropped (bind results, errors, gaps): there are few.
-    pub fn push_signal(&self, frame: String) {
-        self.with_queue(|q| q.items.push_back(Item::Signal(frame)));
-    }
-
-    /// Records messages the broker dropped before they reached this socket.
-    pub fn push_lag(&self, missed: u64) {
-        self.with_queue(|q| q.add_lag(missed));
-    }
-
-    /// The next frame, waiting for one. Cancel safe: nothing is taken until it returns.
-    pub async fn next(&self) -> String {
-        loop {
-            if let Some(frame) = self.pop() {
-                return frame;
-            }
-            self.ready.notified().await;
-        }
-    }
-
-    fn pop(&self) -> Option<String> {
-        let mut q = self.queue.lock().unwrap_or_else(PoisonError::into_inner);
-        Some(match q.items.pop_front()? {
-            Item::Message(frame) => {
-                q.messages -= 1;
-                frame
-            }
-            Item::Signal(frame) => frame,
-            Item::Lagged(missed) => frames::lagged(missed),
-        })
+    /// Queues a frame that is never dropped (a bind's result, an error).
+    pub(crate) fn control(&self, frame: String) {
+        self.control
+            .frames
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .push_back(frame);
+        self.control.ready.notify_one();
     }
 }
 
-impl Queue {
-    /// Consecutive losses make one count, so lag takes bounded room.
-    fn add_lag(&mut self, missed: u64) {
-        match self.items.back_mut() {
-            Some(Item::Lagged(n)) => *n += missed,
-            _ => self.items.push_back(Item::Lagged(missed)),
+impl OutboxReader {
+    /// The next frame to write, waiting for one; `None` once every [`Outbox`] is gone.
+    ///
+    /// # Cancel safety
+    ///
+    /// Cancel safe: a frame is taken from the outbox only when this returns it.
+    pub(crate) async fn next(&mut self) -> Option<String> {
+        loop {
+            if let Some(frame) = self.pop_control() {
+                return Some(frame);
+            }
+            if let Some(item) = self.held.take() {
+                return Some(render(item));
+            }
+            tokio::select! {
+                biased;
+                () = self.control.ready.notified() => {}
+                // Held rather than returned: a control frame queued before this message
+                // (its bind's `bound`) is visible now and goes first.
+                item = self.ring.recv() => self.held = Some(item?),
+            }
         }
+    }
+
+    fn pop_control(&self) -> Option<String> {
+        self.control
+            .frames
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .pop_front()
+    }
+}
+
+fn render(item: Received<Relayed>) -> String {
+    match item {
+        Received::Message(Relayed { exchange, delivery }) => frames::message(&exchange, &delivery),
+        Received::Signal(Signal::Lagged { missed }) => frames::lagged(missed),
+        // Only `lost` puts gaps in this ring, each with its whole frame.
+        Received::Signal(Signal::Gap { reason }) => reason,
+        Received::Signal(other) => frames::gap(None, &other.to_string()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use pubsub_core::{Message, TopicName};
+    use serde_json::{json, Value};
+
+    use super::*;
+
+    fn delivery(n: u64) -> Delivery {
+        let topic = TopicName::new("t").expect("a topic name");
+        Delivery::new(topic, Message::json(&n).expect("JSON"))
+    }
+
+    async fn frame(reader: &mut OutboxReader) -> Value {
+        let frame = reader.next().await.expect("a frame");
+        serde_json::from_str(&frame).expect("frames are JSON")
+    }
+
+    #[tokio::test]
+    async fn a_full_outbox_drops_the_oldest_messages_and_says_how_many() {
+        let (outbox, mut reader) = channel(2);
+        let exchange: Arc<str> = Arc::from("ex");
+        for n in 0..5 {
+            outbox
+                .relay(&exchange, delivery(n))
+                .expect("the reader is here");
+        }
+        assert_eq!(frame(&mut reader).await, json!({"lagged": {"missed": 3}}));
+        assert_eq!(frame(&mut reader).await["msg"], 3);
+        assert_eq!(frame(&mut reader).await["msg"], 4);
+    }
+
+    #[tokio::test]
+    async fn control_frames_are_never_dropped_and_go_before_later_messages() {
+        let (outbox, mut reader) = channel(1);
+        let exchange: Arc<str> = Arc::from("ex");
+        outbox.control("\"bound\"".to_owned());
+        for n in 0..3 {
+            outbox
+                .relay(&exchange, delivery(n))
+                .expect("the reader is here");
+        }
+        outbox.lost(frames::lagged(7));
+        assert_eq!(frame(&mut reader).await, "bound");
+        assert_eq!(frame(&mut reader).await, json!({"lagged": {"missed": 2}}));
+        assert_eq!(frame(&mut reader).await["msg"], 2);
+        assert_eq!(frame(&mut reader).await, json!({"lagged": {"missed": 7}}));
+    }
+
+    #[test]
+    fn relaying_to_a_closed_socket_says_it_is_gone() {
+        let (outbox, reader) = channel(4);
+        drop(reader);
+        assert!(outbox.relay(&Arc::from("ex"), delivery(1)).is_err());
     }
 }

@@ -28,16 +28,16 @@ enum Rule {
 
 /// The access policy of one exchange.
 #[derive(Debug)]
-pub struct Policy {
+pub(crate) struct Policy {
     rule: Rule,
     literal_segments: usize,
 }
 
 /// Why a bind was refused: a code for programs and a sentence for people.
 #[derive(Debug)]
-pub struct Denial {
-    pub code: &'static str,
-    pub message: String,
+pub(crate) struct Denial {
+    pub(crate) code: &'static str,
+    pub(crate) message: String,
 }
 
 impl Denial {
@@ -51,7 +51,7 @@ impl Denial {
 
 impl Policy {
     /// The policy an exchange's configuration describes.
-    pub fn new(name: &str, config: &ExchangeConfig) -> Result<Policy, String> {
+    pub(crate) fn new(name: &str, config: &ExchangeConfig) -> Result<Policy, String> {
         let rule = match config.access {
             AccessKind::Public => Rule::Public,
             AccessKind::Claim => Rule::Claim {
@@ -76,7 +76,7 @@ impl Policy {
     }
 
     /// A short description for the startup banner.
-    pub fn describe(&self) -> String {
+    pub(crate) fn describe(&self) -> String {
         match &self.rule {
             Rule::Public => "public".to_owned(),
             Rule::Claim { claim, segment } => format!("claim {claim} at segment {segment}"),
@@ -85,7 +85,7 @@ impl Policy {
     }
 
     /// Whether `who` may bind to `key`.
-    pub async fn check(
+    pub(crate) async fn check(
         &self,
         http: &reqwest::Client,
         timeout: Duration,

@@ -17,7 +17,7 @@ use crate::ws::TokenQuery;
 /// One message to publish.
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct Publication {
+pub(crate) struct Publication {
     ex: String,
     key: String,
     msg: serde_json::Value,
@@ -28,14 +28,14 @@ pub struct Publication {
 /// One publication or an array of them, published in order.
 #[derive(Debug, Deserialize)]
 #[serde(untagged)]
-pub enum Batch {
+pub(crate) enum Batch {
     One(Publication),
     Many(Vec<Publication>),
 }
 
 /// Publishes the batch in order: 204 when all were accepted, otherwise the error and
 /// how many went out before it.
-pub async fn publish(
+pub(crate) async fn publish(
     State(state): State<Arc<AppState>>,
     Query(query): Query<TokenQuery>,
     Json(batch): Json<Batch>,

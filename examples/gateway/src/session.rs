@@ -9,52 +9,48 @@
 use std::collections::HashSet;
 use std::sync::Arc;
 
-use pubsub_core::{Error, Pattern};
+use pubsub_core::{Pattern, Received, Signal};
 use tokio_util::sync::CancellationToken;
 
 use crate::frames::{self, BindRequest};
-use crate::outbox::Outbox;
+use crate::outbox::{self, Outbox, OutboxReader};
 use crate::state::{Admitted, AppState};
 
 /// A connected client.
-pub struct Session {
+pub(crate) struct Session {
     state: Arc<AppState>,
     client: Admitted,
-    outbox: Arc<Outbox>,
+    outbox: Outbox,
     binds: HashSet<BindRequest>,
     closed: CancellationToken,
 }
 
 impl Session {
-    /// A session for an admitted client.
-    pub fn new(state: Arc<AppState>, client: Admitted) -> Self {
-        let outbox = Arc::new(Outbox::new(state.limits.socket_buffer));
-        Session {
+    /// A session for an admitted client, and the reader of the frames to send it.
+    pub(crate) fn new(state: Arc<AppState>, client: Admitted) -> (Self, OutboxReader) {
+        let (outbox, reader) = outbox::channel(state.limits.socket_buffer);
+        let session = Session {
             state,
             client,
             outbox,
             binds: HashSet::new(),
             closed: CancellationToken::new(),
-        }
-    }
-
-    /// The frames to send to the client.
-    pub fn outbox(&self) -> &Arc<Outbox> {
-        &self.outbox
+        };
+        (session, reader)
     }
 
     /// Reports an error to the client.
-    pub fn reject(&self, code: &str, message: &str, bind: Option<&BindRequest>) {
-        self.outbox.push_signal(frames::error(code, message, bind));
+    pub(crate) fn reject(&self, code: &str, message: &str, bind: Option<&BindRequest>) {
+        self.outbox.control(frames::error(code, message, bind));
     }
 
     /// Starts a bind; its outcome arrives in the outbox as a `bound` or `error` frame.
-    pub fn bind(&mut self, request: BindRequest) {
+    pub(crate) fn bind(&mut self, request: BindRequest) {
         let Some(exchange) = self.state.exchanges.get(&request.ex).cloned() else {
             let message = format!("unknown exchange {:?}", request.ex);
             return self.reject("unknown_exchange", &message, Some(&request));
         };
-        let key = match Pattern::parse(&request.key) {
+        let key = match Pattern::parse(request.key.as_str()) {
             Ok(key) => key,
             Err(e) => return self.reject("invalid_key", &e.to_string(), Some(&request)),
         };
@@ -70,7 +66,7 @@ impl Session {
         let bind = Bind {
             state: Arc::clone(&self.state),
             identity: Arc::clone(&self.client.identity),
-            outbox: Arc::clone(&self.outbox),
+            outbox: self.outbox.clone(),
             closed: self.closed.clone(),
             exchange,
             key,
@@ -89,7 +85,7 @@ impl Drop for Session {
 struct Bind {
     state: Arc<AppState>,
     identity: Arc<crate::auth::Identity>,
-    outbox: Arc<Outbox>,
+    outbox: Outbox,
     closed: CancellationToken,
     exchange: Arc<crate::exchanges::Exchange>,
     key: Pattern,
@@ -109,7 +105,7 @@ impl Bind {
             allowed = policy.check(&state.http, timeout, &self.identity, &self.key) => allowed,
         };
         if let Err(denial) = allowed {
-            self.outbox.push_signal(frames::error(
+            self.outbox.control(frames::error(
                 denial.code,
                 &denial.message,
                 Some(&self.request),
@@ -122,7 +118,7 @@ impl Bind {
             Err(e) => {
                 let message = format!("could not subscribe: {e}");
                 let frame = frames::error("subscribe_failed", &message, Some(&self.request));
-                return self.outbox.push_signal(frame);
+                return self.outbox.control(frame);
             }
         };
         let _live = state.subscriptions.hold();
@@ -132,7 +128,7 @@ impl Bind {
             let _ = subscription.unsubscribe().await;
             return;
         }
-        self.outbox.push_signal(frames::bound(&self.request));
+        self.outbox.control(frames::bound(&self.request));
         drop(pending);
         loop {
             let item = tokio::select! {
@@ -140,20 +136,28 @@ impl Bind {
                 item = subscription.next() => item,
             };
             match item {
-                Some(Ok(delivery)) => self
-                    .outbox
-                    .push_message(frames::message(&self.exchange.name, &delivery)),
-                Some(Err(Error::Lagged { missed })) => self.outbox.push_lag(missed),
-                Some(Err(signal)) => self
-                    .outbox
-                    .push_signal(frames::gap(&self.request, &signal.to_string())),
+                Some(Received::Message(delivery)) => {
+                    if self.outbox.relay(&self.exchange.name, delivery).is_err() {
+                        break;
+                    }
+                }
+                Some(Received::Signal(Signal::Lagged { missed })) => {
+                    self.outbox.lost(frames::lagged(missed));
+                }
+                Some(Received::Signal(signal)) => {
+                    let reason = match signal {
+                        Signal::Gap { reason } => reason,
+                        other => other.to_string(),
+                    };
+                    self.outbox.lost(frames::gap(Some(&self.request), &reason));
+                }
                 None => {
                     let frame = frames::error(
                         "ended",
                         "the broker ended this subscription",
                         Some(&self.request),
                     );
-                    self.outbox.push_signal(frame);
+                    self.outbox.control(frame);
                     break;
                 }
             }

@@ -15,7 +15,7 @@ use crate::session::Session;
 use crate::state::AppState;
 
 /// Verifies the token, starts every bind, then streams the session's outbox.
-pub async fn events(
+pub(crate) async fn events(
     State(state): State<Arc<AppState>>,
     Query(pairs): Query<Vec<(String, String)>>,
 ) -> Response {
@@ -48,16 +48,18 @@ pub async fn events(
             .into_response();
     }
     let heartbeat = state.limits.heartbeat();
-    let mut session = Session::new(state, client);
+    let (mut session, outbox) = Session::new(state, client);
     for bind in binds {
         session.bind(bind);
     }
     // The stream owns the session: when the client goes, axum drops the stream and
     // the session's binds end with it.
-    let frames = stream::unfold(session, |session| async move {
-        let outbox = Arc::clone(session.outbox());
-        let frame = outbox.next().await;
-        Some((Ok::<_, Infallible>(Event::default().data(frame)), session))
+    let frames = stream::unfold((session, outbox), |(session, mut outbox)| async move {
+        let frame = outbox.next().await?;
+        Some((
+            Ok::<_, Infallible>(Event::default().data(frame)),
+            (session, outbox),
+        ))
     });
     Sse::new(frames)
         .keep_alive(KeepAlive::new().interval(heartbeat).text("heartbeat"))

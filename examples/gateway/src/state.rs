@@ -12,42 +12,42 @@ use crate::config::{ClaimValue, Limits};
 use crate::exchanges::Exchanges;
 
 /// The gateway's shared state.
-pub struct AppState {
-    pub verifier: Verifier,
-    pub exchanges: Exchanges,
-    pub limits: Limits,
-    pub publishers: Option<ClaimValue>,
-    pub users: Arc<Users>,
-    pub http: reqwest::Client,
-    pub subscriptions: Counter,
-    pub binds_pending: Counter,
+pub(crate) struct AppState {
+    pub(crate) verifier: Verifier,
+    pub(crate) exchanges: Exchanges,
+    pub(crate) limits: Limits,
+    pub(crate) publishers: Option<ClaimValue>,
+    pub(crate) users: Arc<Users>,
+    pub(crate) http: reqwest::Client,
+    pub(crate) subscriptions: Counter,
+    pub(crate) binds_pending: Counter,
 }
 
 /// A client that passed admission.
-pub struct Admitted {
-    pub identity: Arc<Identity>,
+pub(crate) struct Admitted {
+    pub(crate) identity: Arc<Identity>,
     /// Held for the connection's lifetime: dropping it frees the user's place.
-    pub _slot: UserSlot,
+    pub(crate) _slot: UserSlot,
 }
 
 /// Why a client was turned away, as an HTTP status and a WebSocket close code.
-pub struct Rejection {
-    pub status: StatusCode,
-    pub close_code: u16,
-    pub reason: String,
+pub(crate) struct Rejection {
+    pub(crate) status: StatusCode,
+    pub(crate) close_code: u16,
+    pub(crate) reason: String,
 }
 
 /// Live counts, served at `GET /stats`.
 #[derive(Debug, Serialize)]
-pub struct Stats {
-    pub sockets: usize,
-    pub subscriptions: usize,
-    pub binds_pending: usize,
+pub(crate) struct Stats {
+    pub(crate) sockets: usize,
+    pub(crate) subscriptions: usize,
+    pub(crate) binds_pending: usize,
 }
 
 impl AppState {
     /// Verifies the token before anything else, then takes one of the user's sockets.
-    pub fn admit(&self, token: Option<&str>) -> Result<Admitted, Rejection> {
+    pub(crate) fn admit(&self, token: Option<&str>) -> Result<Admitted, Rejection> {
         let identity = self.verifier.verify(token).map_err(|reason| Rejection {
             status: StatusCode::UNAUTHORIZED,
             close_code: 4401,
@@ -69,7 +69,7 @@ impl AppState {
     }
 
     /// The live counts.
-    pub fn stats(&self) -> Stats {
+    pub(crate) fn stats(&self) -> Stats {
         Stats {
             sockets: self.users.sockets(),
             subscriptions: self.subscriptions.get(),
@@ -80,14 +80,14 @@ impl AppState {
 
 /// A gauge whose increments are guards, so that every exit path counts down.
 #[derive(Debug, Default)]
-pub struct Counter(AtomicUsize);
+pub(crate) struct Counter(AtomicUsize);
 
 /// One unit of a [`Counter`], given back on drop.
-pub struct Counted<'a>(&'a Counter);
+pub(crate) struct Counted<'a>(&'a Counter);
 
 impl Counter {
     /// Counts one until the guard is dropped.
-    pub fn hold(&self) -> Counted<'_> {
+    pub(crate) fn hold(&self) -> Counted<'_> {
         self.0.fetch_add(1, Ordering::SeqCst);
         Counted(self)
     }

@@ -9,13 +9,14 @@ use futures::{SinkExt, StreamExt};
 use serde::Deserialize;
 
 use crate::frames::ClientFrame;
+use crate::outbox::OutboxReader;
 use crate::session::Session;
 use crate::state::AppState;
 
 /// The token in the query string, as browsers cannot set headers on a WebSocket.
 #[derive(Debug, Deserialize)]
-pub struct TokenQuery {
-    pub jwt: Option<String>,
+pub(crate) struct TokenQuery {
+    pub(crate) jwt: Option<String>,
 }
 
 /// Frames this many times over the limit are not read at all: the socket is closed.
@@ -23,7 +24,7 @@ const HARD_LIMIT_FACTOR: usize = 16;
 
 /// Verifies the token, then upgrades. A refused client is upgraded too and closed at
 /// once with a reason, because a browser cannot read an HTTP error on a WebSocket.
-pub async fn subscribe(
+pub(crate) async fn subscribe(
     State(state): State<Arc<AppState>>,
     Query(query): Query<TokenQuery>,
     upgrade: WebSocketUpgrade,
@@ -55,12 +56,13 @@ async fn close(mut socket: WebSocket, code: u16, reason: &str) {
     let _ = socket.send(Message::Close(Some(frame))).await;
 }
 
-async fn serve(socket: WebSocket, mut session: Session, max_frame: usize) {
+async fn serve(socket: WebSocket, session: (Session, OutboxReader), max_frame: usize) {
+    let (mut session, mut outbox) = session;
     let (mut sink, mut stream) = socket.split();
-    let outbox = Arc::clone(session.outbox());
     loop {
         tokio::select! {
             frame = outbox.next() => {
+                let Some(frame) = frame else { return };
                 if sink.send(Message::Text(frame.into())).await.is_err() {
                     return;
                 }

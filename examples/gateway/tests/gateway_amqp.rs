@@ -10,7 +10,7 @@ use std::time::Duration;
 
 use gateway_support::{token, Gateway};
 use pubsub_amqp::AmqpBackend;
-use pubsub_core::testkit::rabbitmq_server::RabbitServer;
+use pubsub_brokers::RabbitServer;
 use pubsub_core::testkit::unique;
 use pubsub_core::{Message, PubSub};
 use serde_json::json;
@@ -76,7 +76,7 @@ async fn messages_from_rabbitmq_exchanges_are_relayed_under_the_same_policies() 
     let message = Message::json(&json!({"status": "finished"}))
         .expect("JSON")
         .with_header("origin", "amaretti");
-    wf.topic(&format!("task.{run}.done"))
+    wf.topic(format!("task.{run}.done"))
         .publish_message(message)
         .await
         .expect("publish to wf");
@@ -93,7 +93,7 @@ async fn messages_from_rabbitmq_exchanges_are_relayed_under_the_same_policies() 
     let instance = publisher(node, "instance").await;
     for (gid, text) in [("9", "must not arrive"), ("1", "sentinel")] {
         instance
-            .topic(&format!("{gid}.{run}.x"))
+            .topic(format!("{gid}.{run}.x"))
             .publish(&text)
             .await
             .expect("publish to instance");
@@ -167,7 +167,7 @@ async fn the_gateway_tells_clients_about_a_broker_restart_and_goes_on() {
     // one arrives (bounded), since the broker may not have the binding back yet.
     let wf = publisher(node, "wf").await;
     let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
-    let topic = wf.topic(&format!("task.{run}.after"));
+    let topic = wf.topic(format!("task.{run}.after"));
     let arrived = loop {
         topic.publish(&"after the restart").await.expect("publish");
         match tokio::time::timeout(Duration::from_millis(500), client.frame()).await {

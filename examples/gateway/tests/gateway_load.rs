@@ -5,7 +5,7 @@
 //! It measures rather than checks, so it is ignored by default. Run it with
 //!
 //! ```text
-//! cargo test -p pubsub-examples --release --test gateway_load -- --ignored --nocapture
+//! cargo test -p pubsub-gateway --release --test gateway_load -- --ignored --nocapture
 //! ```
 
 mod gateway_support;

@@ -84,7 +84,7 @@ async fn missing_bad_and_expired_tokens_close_the_socket_with_a_reason() {
     // Algorithm confusion: HS256 "signed" with the RSA public key as the secret.
     let public_pem = std::fs::read(concat!(
         env!("CARGO_MANIFEST_DIR"),
-        "/gateway/keys/demo-rs256.pub.pem"
+        "/keys/demo-rs256.pub.pem"
     ))
     .expect("the demo public key");
     let confused = gateway_support::sign(

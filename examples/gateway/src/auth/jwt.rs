@@ -10,7 +10,7 @@ use super::Identity;
 use crate::config::AuthConfig;
 
 /// Checks tokens: signature with the key of the token's algorithm, then expiry.
-pub struct Verifier {
+pub(crate) struct Verifier {
     keys: Vec<(Algorithm, DecodingKey)>,
     user_claim: String,
     leeway: u64,
@@ -18,7 +18,7 @@ pub struct Verifier {
 
 impl Verifier {
     /// Loads the configured keys.
-    pub fn new(config: &AuthConfig) -> Result<Verifier, String> {
+    pub(crate) fn new(config: &AuthConfig) -> Result<Verifier, String> {
         let mut keys = Vec::new();
         if let Some(secret) = &config.hs256_secret {
             keys.push((
@@ -41,7 +41,7 @@ impl Verifier {
     }
 
     /// The identity in `token`, or why it is refused (a sentence for the client).
-    pub fn verify(&self, token: Option<&str>) -> Result<Identity, String> {
+    pub(crate) fn verify(&self, token: Option<&str>) -> Result<Identity, String> {
         let token = token
             .filter(|t| !t.is_empty())
             .ok_or("missing token: pass it as ?jwt=")?;
@@ -90,7 +90,7 @@ fn explain(kind: &ErrorKind) -> String {
 }
 
 /// Signs `claims` with HS256, for the demo's sample token.
-pub fn sign_hs256(secret: &str, claims: &Map<String, Value>) -> Result<String, String> {
+pub(crate) fn sign_hs256(secret: &str, claims: &Map<String, Value>) -> Result<String, String> {
     jsonwebtoken::encode(
         &Header::new(Algorithm::HS256),
         claims,

@@ -3,8 +3,8 @@
 mod jwt;
 mod users;
 
-pub use jwt::{sign_hs256, Verifier};
-pub use users::{UserSlot, Users};
+pub(crate) use jwt::{sign_hs256, Verifier};
+pub(crate) use users::{UserSlot, Users};
 
 use std::sync::Arc;
 
@@ -12,19 +12,19 @@ use serde_json::{Map, Value};
 
 /// A user whose token was verified.
 #[derive(Debug)]
-pub struct Identity {
+pub(crate) struct Identity {
     /// The value of the configured user claim.
-    pub user: String,
+    pub(crate) user: String,
     /// All claims of the token.
-    pub claims: Map<String, Value>,
+    pub(crate) claims: Map<String, Value>,
     /// The token itself, passed on to HTTP access checks.
-    pub token: Arc<str>,
+    pub(crate) token: Arc<str>,
 }
 
 impl Identity {
     /// Whether claim `name` is `value`, or is an array that holds `value`. Numbers
     /// compare by their decimal text, since group ids arrive as either.
-    pub fn claim_holds(&self, name: &str, value: &str) -> bool {
+    pub(crate) fn claim_holds(&self, name: &str, value: &str) -> bool {
         let same = |v: &Value| match v {
             Value::String(s) => s == value,
             Value::Number(n) => n.to_string() == value,

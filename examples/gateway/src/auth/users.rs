@@ -5,20 +5,20 @@ use std::sync::{Arc, Mutex, PoisonError};
 
 /// Open sockets per user.
 #[derive(Debug, Default)]
-pub struct Users {
+pub(crate) struct Users {
     open: Mutex<HashMap<String, usize>>,
 }
 
 /// One open socket of a user; dropping it frees the place.
 #[derive(Debug)]
-pub struct UserSlot {
+pub(crate) struct UserSlot {
     users: Arc<Users>,
     user: String,
 }
 
 impl Users {
     /// A place for one more socket of `user`, or `None` when `limit` are open.
-    pub fn admit(self: &Arc<Self>, user: &str, limit: usize) -> Option<UserSlot> {
+    pub(crate) fn admit(self: &Arc<Self>, user: &str, limit: usize) -> Option<UserSlot> {
         let mut open = self.open.lock().unwrap_or_else(PoisonError::into_inner);
         let count = open.entry(user.to_owned()).or_default();
         if *count >= limit {
@@ -32,7 +32,7 @@ impl Users {
     }
 
     /// Sockets open across all users.
-    pub fn sockets(&self) -> usize {
+    pub(crate) fn sockets(&self) -> usize {
         self.open
             .lock()
             .unwrap_or_else(PoisonError::into_inner)

@@ -12,6 +12,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use futures::{SinkExt, StreamExt};
 use jsonwebtoken::{Algorithm, EncodingKey, Header};
+pub(crate) use pubsub_core::testkit::support::{within, PATIENCE};
 use serde_json::{json, Value};
 use tokio::net::TcpStream;
 use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
@@ -19,10 +20,10 @@ use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
 
 /// The HS256 secret of every test configuration.
-pub const SECRET: &str = "gateway-test-secret";
+pub(crate) const SECRET: &str = "gateway-test-secret";
 
 fn keys() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("gateway/keys")
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("keys")
 }
 
 fn now() -> u64 {
@@ -41,7 +42,7 @@ fn with_exp(mut claims: Value) -> Value {
 }
 
 /// An HS256 token signed with [`SECRET`].
-pub fn token(claims: Value) -> String {
+pub(crate) fn token(claims: Value) -> String {
     sign(
         Algorithm::HS256,
         &EncodingKey::from_secret(SECRET.as_bytes()),
@@ -50,44 +51,44 @@ pub fn token(claims: Value) -> String {
 }
 
 /// An RS256 token signed with the demo's private key.
-pub fn rs256_token(claims: Value) -> String {
+pub(crate) fn rs256_token(claims: Value) -> String {
     let pem = std::fs::read(keys().join("demo-rs256.key.pem")).expect("read the demo key");
     let key = EncodingKey::from_rsa_pem(&pem).expect("the demo key is an RSA key");
     sign(Algorithm::RS256, &key, claims)
 }
 
 /// `claims` signed with `key` for `alg`, with an `exp` added when missing.
-pub fn sign(alg: Algorithm, key: &EncodingKey, claims: Value) -> String {
+pub(crate) fn sign(alg: Algorithm, key: &EncodingKey, claims: Value) -> String {
     jsonwebtoken::encode(&Header::new(alg), &with_exp(claims), key).expect("sign a test token")
 }
 
 /// Seconds since the epoch, for `exp` claims.
-pub fn unix_now() -> u64 {
+pub(crate) fn unix_now() -> u64 {
     now()
 }
 
 /// A token of `user` that may publish.
-pub fn publisher() -> String {
+pub(crate) fn publisher() -> String {
     token(json!({"sub": "publisher", "role": "publisher"}))
 }
 
 /// A gateway process with its own configuration; killed on drop.
-pub struct Gateway {
+pub(crate) struct Gateway {
     child: Child,
     /// `127.0.0.1:port`.
-    pub addr: String,
+    pub(crate) addr: String,
     _dir: tempfile::TempDir,
     http: reqwest::Client,
 }
 
 impl Gateway {
     /// A gateway on the in-process bus; `tables` adds `[limits]` and `[exchanges.*]`.
-    pub fn start(tables: &str) -> Gateway {
+    pub(crate) fn start(tables: &str) -> Gateway {
         Gateway::start_on("memory://", tables)
     }
 
     /// A gateway on `backend`.
-    pub fn start_on(backend: &str, tables: &str) -> Gateway {
+    pub(crate) fn start_on(backend: &str, tables: &str) -> Gateway {
         let dir = tempfile::tempdir().expect("a temporary folder");
         let config = format!(
             "listen = \"127.0.0.1:0\"\nbackend = \"{backend}\"\n\n[auth]\nhs256_secret = \"{SECRET}\"\n\
@@ -129,12 +130,12 @@ impl Gateway {
     }
 
     /// The URL of `path` on this gateway.
-    pub fn url(&self, path: &str) -> String {
+    pub(crate) fn url(&self, path: &str) -> String {
         format!("http://{}{path}", self.addr)
     }
 
     /// A WebSocket with `token`.
-    pub async fn connect(&self, token: &str) -> Client {
+    pub(crate) async fn connect(&self, token: &str) -> Client {
         let url = format!("ws://{}/subscribe?jwt={token}", self.addr);
         let (ws, _) = within("connect", tokio_tungstenite::connect_async(url))
             .await
@@ -143,13 +144,13 @@ impl Gateway {
     }
 
     /// Publishes `msg` on `ex`/`key` through `POST /publish`.
-    pub async fn publish(&self, ex: &str, key: &str, msg: Value) {
+    pub(crate) async fn publish(&self, ex: &str, key: &str, msg: Value) {
         self.publish_batch(json!({"ex": ex, "key": key, "msg": msg}))
             .await;
     }
 
     /// Publishes one publication or an array of them.
-    pub async fn publish_batch(&self, body: Value) {
+    pub(crate) async fn publish_batch(&self, body: Value) {
         let url = self.url(&format!("/publish?jwt={}", publisher()));
         let response = within("publish", self.http.post(url).json(&body).send())
             .await
@@ -163,7 +164,7 @@ impl Gateway {
     }
 
     /// `GET /stats`.
-    pub async fn stats(&self) -> Value {
+    pub(crate) async fn stats(&self) -> Value {
         let response = within("stats", self.http.get(self.url("/stats")).send())
             .await
             .expect("GET /stats");
@@ -171,7 +172,7 @@ impl Gateway {
     }
 
     /// Polls `/stats` until `done` holds, failing after [`PATIENCE`].
-    pub async fn wait_stats(&self, what: &str, done: impl Fn(&Value) -> bool) -> Value {
+    pub(crate) async fn wait_stats(&self, what: &str, done: impl Fn(&Value) -> bool) -> Value {
         let deadline = tokio::time::Instant::now() + PATIENCE;
         loop {
             let stats = self.stats().await;
@@ -194,44 +195,34 @@ impl Drop for Gateway {
     }
 }
 
-/// How long a test waits for something that should happen.
-pub const PATIENCE: Duration = Duration::from_secs(10);
-
-/// Awaits `future`, failing the test after [`PATIENCE`].
-pub async fn within<T>(what: &str, future: impl std::future::Future<Output = T>) -> T {
-    tokio::time::timeout(PATIENCE, future)
-        .await
-        .unwrap_or_else(|_| panic!("{what}: did not finish within {PATIENCE:?}"))
-}
-
 /// A WebSocket client of the gateway.
-pub struct Client {
-    pub ws: WebSocketStream<MaybeTlsStream<TcpStream>>,
+pub(crate) struct Client {
+    pub(crate) ws: WebSocketStream<MaybeTlsStream<TcpStream>>,
 }
 
 impl Client {
     /// Sends a text frame.
-    pub async fn send_text(&mut self, text: &str) {
+    pub(crate) async fn send_text(&mut self, text: &str) {
         within("send", self.ws.send(Message::text(text)))
             .await
             .expect("send a frame");
     }
 
     /// Sends `{"bind":{"ex":..,"key":..}}`.
-    pub async fn bind(&mut self, ex: &str, key: &str) {
+    pub(crate) async fn bind(&mut self, ex: &str, key: &str) {
         self.send_text(&json!({"bind": {"ex": ex, "key": key}}).to_string())
             .await;
     }
 
     /// Binds and waits for the `bound` frame.
-    pub async fn bound(&mut self, ex: &str, key: &str) {
+    pub(crate) async fn bound(&mut self, ex: &str, key: &str) {
         self.bind(ex, key).await;
         let frame = self.frame().await;
         assert_eq!(frame["bound"], json!({"ex": ex, "key": key}), "{frame}");
     }
 
     /// Binds and waits for the error frame, which must have `code`.
-    pub async fn refused(&mut self, ex: &str, key: &str, code: &str) -> Value {
+    pub(crate) async fn refused(&mut self, ex: &str, key: &str, code: &str) -> Value {
         self.bind(ex, key).await;
         let frame = self.frame().await;
         assert_eq!(frame["error"]["code"], code, "bind {ex}:{key}: {frame}");
@@ -240,12 +231,12 @@ impl Client {
     }
 
     /// The next text frame as JSON.
-    pub async fn frame(&mut self) -> Value {
+    pub(crate) async fn frame(&mut self) -> Value {
         self.frame_within(PATIENCE).await
     }
 
     /// The next text frame as JSON, waiting at most `patience`.
-    pub async fn frame_within(&mut self, patience: Duration) -> Value {
+    pub(crate) async fn frame_within(&mut self, patience: Duration) -> Value {
         loop {
             let next = tokio::time::timeout(patience, self.ws.next()).await;
             match next.unwrap_or_else(|_| panic!("no frame within {patience:?}")) {
@@ -259,7 +250,7 @@ impl Client {
     }
 
     /// The next frame, which must be a message: its routing key and `msg`.
-    pub async fn message(&mut self) -> (String, Value) {
+    pub(crate) async fn message(&mut self) -> (String, Value) {
         let frame = self.frame().await;
         let key = frame["dinfo"]["routing_key"]
             .as_str()
@@ -269,7 +260,7 @@ impl Client {
     }
 
     /// Waits for the close frame: its code and reason.
-    pub async fn closed(&mut self) -> (u16, String) {
+    pub(crate) async fn closed(&mut self) -> (u16, String) {
         loop {
             match within("the close frame", self.ws.next()).await {
                 Some(Ok(Message::Close(Some(frame)))) => {
@@ -282,42 +273,46 @@ impl Client {
     }
 
     /// Closes the socket.
-    pub async fn close(mut self) {
+    pub(crate) async fn close(mut self) {
         let _ = self.ws.close(None).await;
     }
 }
 
 /// Keeps the close code type in one place for the tests.
-pub fn code(code: CloseCode) -> u16 {
+pub(crate) fn code(code: CloseCode) -> u16 {
     u16::from(code)
 }
 
 /// What the access-check server saw: the Authorization header and the key.
-pub type Asked = Arc<Mutex<Vec<(String, String)>>>;
+pub(crate) type Asked = Arc<Mutex<Vec<(String, String)>>>;
 
 /// A local stand-in for brainlife's `checkaccess`: answers `{"status":"ok"}` when
 /// `allow(authorization, key)` holds, after one permit of `gate` (open unless a test
 /// holds it), and tells `asked` about each request first.
-pub struct CheckServer {
+pub(crate) struct CheckServer {
     /// The base URL to configure (`.../check`).
-    pub url: String,
+    pub(crate) url: String,
     /// Every request, in order.
-    pub asked: Asked,
+    pub(crate) asked: Asked,
     /// Announces each request as it arrives.
-    pub arrivals: tokio::sync::mpsc::UnboundedReceiver<String>,
+    pub(crate) arrivals: tokio::sync::mpsc::UnboundedReceiver<String>,
     /// Requests wait for a permit here before they are answered.
-    pub gate: Arc<tokio::sync::Semaphore>,
+    pub(crate) gate: Arc<tokio::sync::Semaphore>,
     task: tokio::task::JoinHandle<()>,
 }
 
 impl CheckServer {
     /// Starts the server on a free loopback port; it answers at once.
-    pub async fn start(allow: impl Fn(&str, &str) -> bool + Send + Sync + 'static) -> CheckServer {
+    pub(crate) async fn start(
+        allow: impl Fn(&str, &str) -> bool + Send + Sync + 'static,
+    ) -> CheckServer {
         CheckServer::with_permits(allow, tokio::sync::Semaphore::MAX_PERMITS).await
     }
 
     /// Starts a server whose answers wait until the test adds permits to `gate`.
-    pub async fn held(allow: impl Fn(&str, &str) -> bool + Send + Sync + 'static) -> CheckServer {
+    pub(crate) async fn held(
+        allow: impl Fn(&str, &str) -> bool + Send + Sync + 'static,
+    ) -> CheckServer {
         CheckServer::with_permits(allow, 0).await
     }
 
@@ -377,7 +372,7 @@ impl CheckServer {
     }
 
     /// The keys asked about so far.
-    pub fn keys(&self) -> Vec<String> {
+    pub(crate) fn keys(&self) -> Vec<String> {
         self.asked
             .lock()
             .unwrap()
