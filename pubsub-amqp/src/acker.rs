@@ -62,6 +62,11 @@ impl GroupAcker {
     }
 
     async fn requeue(&self) -> Result<()> {
+        if !self.acker.usable() {
+            // The member's channel closed (a reconnect, an unsubscribe): the broker
+            // has requeued the message itself, and a copy would deliver it twice.
+            return Ok(());
+        }
         let copy = Outgoing {
             exchange: &self.member.default_exchange,
             routing_key: &self.member.queue,

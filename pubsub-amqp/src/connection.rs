@@ -37,6 +37,8 @@ pub(crate) struct Live {
     publishing: std::sync::Mutex<Publishing>,
     /// Serialises declaring exchanges and replacing the channel.
     declaring: Mutex<()>,
+    /// The channel broadcast subscriptions share, opened on the first one.
+    pub(crate) consuming: Mutex<Option<Channel>>,
     /// How many times lapin re-established the connection: each time, broadcast
     /// subscriptions may have missed messages.
     reconnects: Arc<watch::Sender<u64>>,
@@ -89,7 +91,7 @@ impl Publishing {
 }
 
 /// Open, or being recovered by lapin along with its connection.
-fn usable(channel: &Channel, connection: &Connection) -> bool {
+pub(crate) fn usable(channel: &Channel, connection: &Connection) -> bool {
     let status = channel.status();
     status.connected() || status.reconnecting() || connection.status().reconnecting()
 }
@@ -202,6 +204,7 @@ impl Shared {
                 exchanges: HashSet::new(),
             }),
             declaring: Mutex::new(()),
+            consuming: Mutex::new(None),
             reconnects,
             _watcher: AbortOnDrop(watcher),
         })
