@@ -186,11 +186,25 @@ mod tests {
                 .relay(&exchange, delivery(n))
                 .expect("the reader is here");
         }
-        outbox.lost(frames::lagged(7));
         assert_eq!(frame(&mut reader).await, "bound");
         assert_eq!(frame(&mut reader).await, json!({"lagged": {"missed": 2}}));
         assert_eq!(frame(&mut reader).await["msg"], 2);
+    }
+
+    #[tokio::test]
+    async fn an_upstream_loss_arrives_where_it_happened() {
+        let (outbox, mut reader) = channel(8);
+        let exchange: Arc<str> = Arc::from("ex");
+        outbox
+            .relay(&exchange, delivery(0))
+            .expect("the reader is here");
+        outbox.lost(frames::lagged(7));
+        outbox
+            .relay(&exchange, delivery(1))
+            .expect("the reader is here");
+        assert_eq!(frame(&mut reader).await["msg"], 0);
         assert_eq!(frame(&mut reader).await, json!({"lagged": {"missed": 7}}));
+        assert_eq!(frame(&mut reader).await["msg"], 1);
     }
 
     #[test]
