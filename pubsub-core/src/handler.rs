@@ -276,9 +276,12 @@ async fn give_up(topic: &Topic, retry: &RetryPolicy, delivery: Delivery, error: 
     for (key, value) in delivery.headers() {
         message = message.with_header(key, value);
     }
-    let message = message
-        .with_header(ORIGINAL_TOPIC, delivery.topic())
-        .with_header(LAST_ERROR, error.to_string());
+    // Where headers cannot travel, the dead letter is the message as it came.
+    if topic.bus().capabilities().headers {
+        message = message
+            .with_header(ORIGINAL_TOPIC, delivery.topic())
+            .with_header(LAST_ERROR, error.to_string());
+    }
     match topic
         .bus()
         .topic(dead_letter)

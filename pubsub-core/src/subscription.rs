@@ -8,7 +8,7 @@ use futures::future::BoxFuture;
 use futures::Stream;
 
 use crate::ring::RingReceiver;
-use crate::{Delivery, PubSub, Received, Result};
+use crate::{Delivery, Message, PubSub, Received, Result, TopicName};
 
 type Unsubscribe = Box<dyn FnOnce() -> BoxFuture<'static, Result<()>> + Send>;
 type Rename = Box<dyn Fn(Delivery) -> Delivery + Send + Sync>;
@@ -48,18 +48,41 @@ type Rename = Box<dyn Fn(Delivery) -> Delivery + Send + Sync>;
 pub struct Subscription {
     // Fields drop in order: the ring's receiver is gone before the guard releases the
     // registration, so the backend sees the subscription as ended.
-    receiver: RingReceiver<Delivery>,
+    source: Source,
     guard: Option<Box<dyn Send + Sync>>,
     unsubscribe: Option<Unsubscribe>,
     rename: Option<Rename>,
     replies: Option<PubSub>,
 }
 
+/// Where a subscription reads from.
+#[derive(Debug)]
+enum Source {
+    /// Deliveries made by the backend, one ring per subscription.
+    Deliveries(RingReceiver<Delivery>),
+    /// Messages of one topic from a ring its subscribers share.
+    Messages {
+        receiver: RingReceiver<Message>,
+        topic: TopicName,
+    },
+}
+
 impl Subscription {
     /// A subscription reading `receiver`, which a backend fills. For backends.
     pub fn new(receiver: RingReceiver<Delivery>) -> Self {
+        Self::from_source(Source::Deliveries(receiver))
+    }
+
+    /// A subscription to the one topic `topic`, reading messages from `receiver`, a
+    /// reader of a ring that every subscriber of the topic may share
+    /// ([`RingSender::subscribe`](crate::ring::RingSender::subscribe)). For backends.
+    pub fn of_topic(topic: TopicName, receiver: RingReceiver<Message>) -> Self {
+        Self::from_source(Source::Messages { receiver, topic })
+    }
+
+    fn from_source(source: Source) -> Self {
         Subscription {
-            receiver,
+            source,
             guard: None,
             unsubscribe: None,
             rename: None,
@@ -114,7 +137,13 @@ impl Subscription {
     }
 
     fn poll_item(&mut self, cx: &mut Context<'_>) -> Poll<Option<Received>> {
-        self.receiver.poll_recv(cx).map(|item| {
+        let item = match &mut self.source {
+            Source::Deliveries(receiver) => receiver.poll_recv(cx),
+            Source::Messages { receiver, topic } => receiver
+                .poll_recv(cx)
+                .map(|item| item.map(|r| r.map(|m| Delivery::new(topic.clone(), m)))),
+        };
+        item.map(|item| {
             item.map(|received| {
                 received.map(|mut delivery| {
                     if let Some(rename) = &self.rename {
@@ -137,12 +166,12 @@ impl Subscription {
     /// background.
     pub async fn unsubscribe(self) -> Result<()> {
         let Subscription {
-            receiver,
+            source,
             guard,
             unsubscribe,
             ..
         } = self;
-        drop(receiver);
+        drop(source);
         drop(guard);
         match unsubscribe {
             Some(unsubscribe) => unsubscribe().await,
@@ -162,7 +191,7 @@ impl Stream for Subscription {
 impl std::fmt::Debug for Subscription {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Subscription")
-            .field("receiver", &self.receiver)
+            .field("source", &self.source)
             .finish_non_exhaustive()
     }
 }

@@ -116,7 +116,7 @@ impl LocalBackend {
                 None => {
                     let capacity = options.buffer.unwrap_or(defaults.group_capacity).max(1);
                     let queue = Arc::new(GroupQueue::new(group, pattern.clone(), capacity));
-                    registry.add(pattern.clone(), Sink::Group(Arc::clone(&queue)));
+                    registry.add(pattern.clone(), |_| Sink::Group(Arc::clone(&queue)));
                     queue
                 }
             }
@@ -157,27 +157,35 @@ impl Backend for LocalBackend {
         if let Some(group) = options.group.clone() {
             return self.subscribe_group(pattern, group, &options);
         }
-        let buffer = options.buffer.unwrap_or(self.shared.options.buffer);
-        let (ring, receiver) = ring::channel(buffer);
+        let buffer = options.buffer.unwrap_or(self.shared.options.buffer).max(1);
         let mut registry = self.shared.registry();
         // Checked again under the lock, so a concurrent close cannot miss this one.
         if self.shared.closed.load(Ordering::Acquire) {
             return Err(Error::Closed);
         }
-        let id = registry.add(
-            pattern.clone(),
-            Sink::Broadcast {
-                id: 0,
-                ring,
-                topic: None,
-            },
-        );
+        let (id, subscription) = match pattern.as_name() {
+            Some(name) => {
+                let (id, receiver) = registry.channel(pattern, buffer);
+                // A name of this subscription's own: see `Sink::Pattern::topic`.
+                let name = TopicName::new(name.as_str())?;
+                (id, Subscription::of_topic(name, receiver))
+            }
+            None => {
+                let (ring, receiver) = ring::channel(buffer);
+                let id = registry.add(pattern.clone(), |id| Sink::Pattern {
+                    id,
+                    ring,
+                    topic: None,
+                });
+                (id, Subscription::new(receiver))
+            }
+        };
         let registration = Registration {
             pattern: pattern.clone(),
             id,
             shared: Arc::downgrade(&self.shared),
         };
-        Ok(Subscription::new(receiver).with_guard(registration))
+        Ok(subscription.with_guard(registration))
     }
 
     async fn close(&self) -> Result<()> {
@@ -210,7 +218,8 @@ impl Publisher for LocalPublisher {
     }
 }
 
-/// A broadcast subscription's place in the registry, released when it ends.
+/// A broadcast subscription's place in the registry, released when it ends (a shared
+/// channel only when its last reader has gone).
 struct Registration {
     pattern: Pattern,
     id: u64,
@@ -220,7 +229,7 @@ struct Registration {
 impl Drop for Registration {
     fn drop(&mut self) {
         if let Some(shared) = self.shared.upgrade() {
-            shared.registry().remove(&self.pattern, self.id);
+            shared.registry().release(&self.pattern, self.id);
         }
     }
 }

@@ -7,40 +7,52 @@
 use std::collections::HashMap;
 use std::sync::{Arc, RwLock, RwLockReadGuard, RwLockWriteGuard, Weak};
 
-use pubsub_core::ring::RingSender;
+use pubsub_core::ring::{self, RingReceiver, RingSender};
 use pubsub_core::{Delivery, Message, Pattern, Result, TopicName};
 
 use crate::group::GroupQueue;
 
-/// Where a publish goes: a broadcast subscriber's ring, or a group's queue.
+/// Where a publish goes.
 #[derive(Debug, Clone)]
 pub(crate) enum Sink {
-    Broadcast {
+    /// The subscribers of one name with one buffer size: one ring they all read, so a
+    /// publish stores the message once however many subscribers there are.
+    Channel {
+        id: u64,
+        buffer: usize,
+        ring: RingSender<Message>,
+    },
+    /// A pattern subscriber's own ring, whose deliveries carry the concrete topic.
+    Pattern {
         id: u64,
         ring: RingSender<Delivery>,
         /// The route's topic, in an allocation of this subscriber's own: each delivery
-        /// carries a clone, and a reference count shared by a hundred subscribers on
-        /// other threads would be contended on every message.
+        /// carries a clone, and a reference count shared by subscribers on other
+        /// threads would be contended on every message.
         topic: Option<TopicName>,
     },
+    /// A group's queue.
     Group(Arc<GroupQueue>),
 }
 
 impl Sink {
+    fn id(&self) -> Option<u64> {
+        match self {
+            Sink::Channel { id, .. } | Sink::Pattern { id, .. } => Some(*id),
+            Sink::Group(_) => None,
+        }
+    }
+
     /// This sink as listed in the route of `topic`.
     fn for_route(&self, topic: &TopicName) -> Sink {
         match self {
-            Sink::Broadcast { id, ring, .. } => Sink::Broadcast {
+            Sink::Pattern { id, ring, .. } => Sink::Pattern {
                 id: *id,
                 ring: ring.clone(),
                 topic: TopicName::new(topic.as_str()).ok(),
             },
-            group => group.clone(),
+            other => other.clone(),
         }
-    }
-
-    fn is(&self, id: u64) -> bool {
-        matches!(self, Sink::Broadcast { id: mine, .. } if *mine == id)
     }
 }
 
@@ -71,32 +83,29 @@ impl Route {
         let sinks = self.sinks();
         match sinks.as_slice() {
             // The common case takes the message without a copy.
-            [Sink::Broadcast { ring, topic, .. }] => {
-                let topic = topic.as_ref().unwrap_or(&self.topic).clone();
-                let delivered = ring.push(Delivery::new(topic, message));
-                return Ok(usize::from(delivered.is_ok()));
-            }
+            [Sink::Channel { ring, .. }] => return Ok(usize::from(ring.push(message).is_ok())),
             [] => return Ok(0),
             _ => {}
         }
         let groups = || {
             sinks.iter().filter_map(|sink| match sink {
                 Sink::Group(queue) => Some(queue),
-                Sink::Broadcast { .. } => None,
+                Sink::Channel { .. } | Sink::Pattern { .. } => None,
             })
         };
-        let mut reserved = 0;
-        for queue in groups() {
+        for (reserved, queue) in groups().enumerate() {
             if let Err(full) = queue.reserve() {
                 groups().take(reserved).for_each(|q| q.unreserve());
                 return Err(full);
             }
-            reserved += 1;
         }
         let mut receivers = 0;
         for sink in sinks.iter() {
             match sink {
-                Sink::Broadcast { ring, topic, .. } => {
+                Sink::Channel { ring, .. } => {
+                    receivers += usize::from(ring.push(message.clone()).is_ok());
+                }
+                Sink::Pattern { ring, topic, .. } => {
                     let topic = topic.as_ref().unwrap_or(&self.topic).clone();
                     let delivery = Delivery::new(topic, message.clone());
                     receivers += usize::from(ring.push(delivery).is_ok());
@@ -146,17 +155,33 @@ impl Registry {
         route
     }
 
-    /// Adds a subscription to the routes it matches, now and later; returns its id.
-    pub(crate) fn add(&mut self, pattern: Pattern, sink: Sink) -> u64 {
-        self.next_id += 1;
-        let sink = match sink {
-            Sink::Broadcast { ring, .. } => Sink::Broadcast {
-                id: self.next_id,
+    /// A reader of the ring that subscribers of the name `pattern` with `buffer` share,
+    /// made and routed if it is the first; returns the channel's id with it.
+    pub(crate) fn channel(
+        &mut self,
+        pattern: &Pattern,
+        buffer: usize,
+    ) -> (u64, RingReceiver<Message>) {
+        let shared = self.subscriptions.iter().find_map(|(p, sink)| match sink {
+            Sink::Channel {
+                id,
+                buffer: b,
                 ring,
-                topic: None,
-            },
-            group => group,
-        };
+            } if p == pattern && *b == buffer => Some((*id, ring.subscribe())),
+            _ => None,
+        });
+        shared.unwrap_or_else(|| {
+            let (ring, receiver) = ring::channel(buffer);
+            let id = self.add(pattern.clone(), |id| Sink::Channel { id, buffer, ring });
+            (id, receiver)
+        })
+    }
+
+    /// Adds the subscription `make` builds from its new id to the routes it matches,
+    /// now and later; returns the id.
+    pub(crate) fn add(&mut self, pattern: Pattern, make: impl FnOnce(u64) -> Sink) -> u64 {
+        self.next_id += 1;
+        let sink = make(self.next_id);
         self.for_routes(&pattern, |route| {
             route.sinks_mut().push(sink.for_route(&route.topic));
         });
@@ -164,10 +189,19 @@ impl Registry {
         self.next_id
     }
 
-    /// Removes broadcast subscription `id` from everywhere.
-    pub(crate) fn remove(&mut self, pattern: &Pattern, id: u64) {
-        self.subscriptions.retain(|(_, sink)| !sink.is(id));
-        self.for_routes(pattern, |route| route.sinks_mut().retain(|s| !s.is(id)));
+    /// Removes subscription `id` from everywhere, unless it is a channel that another
+    /// subscriber still reads.
+    pub(crate) fn release(&mut self, pattern: &Pattern, id: u64) {
+        let still_read = self.subscriptions.iter().any(|(_, sink)| {
+            matches!(sink, Sink::Channel { id: mine, ring, .. }
+                if *mine == id && ring.receiver_count() > 0)
+        });
+        if still_read {
+            return;
+        }
+        let other = |sink: &Sink| sink.id() != Some(id);
+        self.subscriptions.retain(|(_, sink)| other(sink));
+        self.for_routes(pattern, |route| route.sinks_mut().retain(other));
     }
 
     /// The group queue of `group` on `pattern`, if the group has joined it before.
@@ -198,7 +232,8 @@ impl Registry {
     pub(crate) fn close(&mut self) {
         for (_, sink) in self.subscriptions.drain(..) {
             match sink {
-                Sink::Broadcast { ring, .. } => ring.close(),
+                Sink::Channel { ring, .. } => ring.close(),
+                Sink::Pattern { ring, .. } => ring.close(),
                 Sink::Group(queue) => queue.close(),
             }
         }

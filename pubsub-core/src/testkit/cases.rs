@@ -209,7 +209,7 @@ pub async fn star_pattern(factory: &dyn BusFactory) {
     let bus = factory.bus().await;
     let base = unique("star");
     let mut sub = bus
-        .topic(&format!("{base}.*"))
+        .topic(format!("{base}.*"))
         .subscribe()
         .await
         .expect("subscribe");
@@ -223,12 +223,12 @@ pub async fn star_pattern(factory: &dyn BusFactory) {
         "only the one-segment topic matches"
     );
     let mut sub2 = bus
-        .topic(&format!("*.{}", &base[base.len() - 12..]))
+        .topic(format!("*.{}", &base[base.len() - 12..]))
         .subscribe()
         .await
         .expect("subscribe");
     let tail = &base[base.len() - 12..];
-    bus.topic(&format!("star.{tail}"))
+    bus.topic(format!("star.{tail}"))
         .publish(&1)
         .await
         .expect("publish");
@@ -243,12 +243,12 @@ pub async fn hash_pattern(factory: &dyn BusFactory) {
     let bus = factory.bus().await;
     let base = unique("hash");
     let mut tail = bus
-        .topic(&format!("{base}.#"))
+        .topic(format!("{base}.#"))
         .subscribe()
         .await
         .expect("subscribe");
     let mut middle = bus
-        .topic(&format!("{base}.#.end"))
+        .topic(format!("{base}.#.end"))
         .subscribe()
         .await
         .expect("subscribe");
@@ -282,7 +282,7 @@ pub async fn glob_characters_are_literal(factory: &dyn BusFactory) {
     let literal = format!("{base}.a?[bc]\\d");
     let mut exact = bus.topic(&literal).subscribe().await.expect("subscribe");
     let mut question = bus
-        .topic(&format!("{base}.?"))
+        .topic(format!("{base}.?"))
         .subscribe()
         .await
         .expect("subscribe");
@@ -642,7 +642,7 @@ pub async fn priorities_in_a_group(factory: &dyn BusFactory) {
 pub async fn invalid_priority_is_rejected(factory: &dyn BusFactory) {
     let bus = factory.bus().await;
     let err = bus
-        .topic(&unique("prio"))
+        .topic(unique("prio"))
         .publish_message(Message::new("x").with_priority(10))
         .await
         .expect_err("priority 10");
@@ -859,7 +859,7 @@ pub async fn request_without_responders(factory: &dyn BusFactory) {
     let bus = factory.bus().await;
     let started = tokio::time::Instant::now();
     let err = bus
-        .topic(&unique("nobody"))
+        .topic(unique("nobody"))
         .request::<_, String>(&"hello?", Duration::from_secs(3))
         .await
         .expect_err("nobody listens");
@@ -972,7 +972,7 @@ pub async fn overlapping_subscriptions_each_get_one_copy(factory: &dyn BusFactor
     let mut exact = bus.topic(&name).subscribe().await.expect("subscribe");
     let mut wide = bus.topic("#").subscribe().await.expect("subscribe");
     let mut narrow = bus
-        .topic(&format!("{}.*", &name[..name.rfind('.').unwrap()]))
+        .topic(format!("{}.*", &name[..name.rfind('.').unwrap()]))
         .subscribe()
         .await
         .expect("subscribe");
@@ -1002,7 +1002,7 @@ pub async fn concurrent_subscribe_and_close(factory: &dyn BusFactory) {
     let name = unique("closing");
     let tasks: Vec<_> = (0..20)
         .map(|i| {
-            let topic = bus.topic(&format!("{name}.s{i}"));
+            let topic = bus.topic(format!("{name}.s{i}"));
             tokio::spawn(async move {
                 match topic.subscribe().await {
                     Ok(mut sub) => {

@@ -92,7 +92,7 @@ macro_rules! cases {
 }
 pub(crate) use cases;
 
-type SharedFactory = Arc<dyn BusFactory + Send + Sync>;
+type SharedFactory = Arc<dyn BusFactory + Send>;
 
 /// The conformance suite for one or more backends, as a test binary's `main` (with
 /// `harness = false`). Each case is a test named `backend::case`; a case the backend
@@ -120,7 +120,7 @@ impl Conformance {
     }
 
     /// Adds a backend under `name`, built by `factory`.
-    pub fn backend(mut self, name: &str, factory: impl BusFactory + Send + Sync + 'static) -> Self {
+    pub fn backend(mut self, name: &str, factory: impl BusFactory + Send + 'static) -> Self {
         self.backends.push((name.to_owned(), Arc::new(factory)));
         self
     }
