@@ -1,5 +1,5 @@
-//! The whole conformance suite against one private `redis-server`, plainly and with a
-//! channel prefix (glob characters in it, so that escaping is exercised too). Cases
+//! The whole conformance suite against one private `redis-server`: plainly, in raw
+//! mode, and with a channel prefix (glob characters in it, so that escaping is exercised too). Cases
 //! Redis PubSub cannot run (groups, acks, priorities) are listed as ignored.
 
 use std::sync::LazyLock;
@@ -22,6 +22,12 @@ async fn plain() -> PubSub {
     connect(RedisBackend::builder(&SERVER.url())).await
 }
 
+/// Bare payloads, as redis-cli and redis-py read them: no headers, so request/reply
+/// and the header cases are listed as ignored.
+async fn raw() -> PubSub {
+    connect(RedisBackend::builder(&SERVER.url()).raw(true)).await
+}
+
 async fn prefixed() -> PubSub {
     connect(RedisBackend::builder(&SERVER.url()).prefix("tenant[a]:")).await
 }
@@ -30,5 +36,6 @@ fn main() -> std::process::ExitCode {
     pubsub_core::testkit::Conformance::new()
         .backend("redis", plain)
         .backend("redis-prefixed", prefixed)
+        .backend("redis-raw", raw)
         .run()
 }
