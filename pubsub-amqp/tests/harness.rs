@@ -1,6 +1,6 @@
 //! The private RabbitMQ node harness: start, stop, restart keeping data.
 
-use pubsub_core::testkit::rabbitmq_server::RabbitServer;
+use pubsub_brokers::RabbitServer;
 
 #[test]
 fn node_starts_restarts_and_cleans_up() {

@@ -4,25 +4,17 @@
 
 use std::io::{BufRead, BufReader};
 use std::process::{Child, Command, Stdio};
-use std::time::Duration;
 
 use pubsub_amqp::AmqpBackend;
-use pubsub_core::testkit::rabbitmq_server::RabbitServer;
-use pubsub_core::testkit::unique;
-use pubsub_core::{Delivery, Message, PubSub, SubscribeOptions, Subscription};
+use pubsub_brokers::RabbitServer;
+use pubsub_core::testkit::support::{next, unique};
+use pubsub_core::{Message, PubSub, SubscribeOptions};
 use serde_json::{json, Value};
 
 async fn server() -> &'static RabbitServer {
     tokio::task::spawn_blocking(RabbitServer::shared)
         .await
         .expect("start the RabbitMQ node")
-}
-
-async fn next(sub: &mut Subscription, what: &str) -> Delivery {
-    match tokio::time::timeout(Duration::from_secs(20), sub.next()).await {
-        Ok(Some(Ok(d))) => d,
-        other => panic!("{what}: {other:?}"),
-    }
 }
 
 /// Runs a pika script with `args`; its stdout is read line by line.

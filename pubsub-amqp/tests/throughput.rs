@@ -15,8 +15,8 @@ use lapin::options::{
 use lapin::types::{AMQPValue, FieldTable};
 use lapin::{BasicProperties, Connection, ConnectionProperties, ExchangeKind};
 use pubsub_amqp::AmqpBackend;
-use pubsub_core::testkit::rabbitmq_server::RabbitServer;
-use pubsub_core::{Message, PubSub};
+use pubsub_brokers::RabbitServer;
+use pubsub_core::{Message, PubSub, Received};
 
 const MESSAGES: usize = 20_000;
 const IN_FLIGHT: usize = 64;
@@ -126,8 +126,10 @@ async fn confirmed_publish_throughput_against_raw_lapin() {
     // Request/reply through the core's generic inbox (a broadcast reply queue).
     let mut responder = bus.topic("bench.echo").subscribe().await.unwrap();
     tokio::spawn(async move {
-        while let Some(Ok(request)) = responder.next().await {
-            let _ = request.reply(&"pong").await;
+        while let Some(item) = responder.next().await {
+            if let Received::Message(request) = item {
+                let _ = request.reply(&"pong").await;
+            }
         }
     });
     let requests = 1000u32;
