@@ -139,3 +139,9 @@ fn feature_off(scheme: &str, feature: &str) -> Error {
          build was compiled without"
     ))
 }
+
+/// The workspace README's Rust blocks, compiled as doctests so that its API screen
+/// cannot drift from the API.
+#[cfg(doctest)]
+#[doc = include_str!("../../../README.md")]
+struct ReadmeDoctests;
