@@ -32,7 +32,11 @@ pub(crate) async fn subscribe(
     let admitted = state.admit(query.jwt.as_deref());
     let max_frame = state.limits.max_frame_bytes;
     let hard_limit = max_frame.saturating_mul(HARD_LIMIT_FACTOR);
+    // tungstenite zero-fills its whole read buffer, 128 KiB by default, on every read:
+    // 640 MiB resident for 5,000 sockets that only ever send small bind frames. A
+    // buffer of one frame's size keeps a socket small; a larger frame grows it.
     upgrade
+        .read_buffer_size(max_frame)
         .max_message_size(hard_limit)
         .max_frame_size(hard_limit)
         .on_upgrade(move |socket| async move {

@@ -1,8 +1,9 @@
 //! How much one gateway carries on this machine: how many sockets it holds (each
-//! connected, admitted and bound), and how many messages per second it relays to many
-//! sockets at once. Loopback only, with bounded counts and time.
+//! connected, admitted and bound) and what each costs in resident memory, and how many
+//! messages per second it relays to many sockets at once. Loopback only, with bounded
+//! counts and time.
 //!
-//! It measures rather than checks, so it is ignored by default. Run it with
+//! It measures more than it checks, so it is ignored by default. Run it with
 //!
 //! ```text
 //! cargo test -p pubsub-gateway --release --test gateway_load -- --ignored --nocapture
@@ -18,6 +19,8 @@ use serde_json::{json, Value};
 
 /// Sockets opened and bound, each with a bind of its own.
 const SOCKETS: usize = 5000;
+/// Resident memory one idle, bound socket may cost the gateway.
+const SOCKET_BUDGET: u64 = 32 * 1024;
 /// How many sockets receive every message, in each throughput run.
 const FANOUTS: [usize; 2] = [10, 100];
 /// Messages published in the throughput run.
@@ -33,6 +36,7 @@ async fn sockets_and_messages_per_second() {
          [exchanges.public]\naccess = \"public\"\n"
     ));
     let jwt = token(json!({"sub": "load"}));
+    let before = gw.resident_bytes().expect("the gateway's resident memory");
 
     let started = Instant::now();
     let mut clients: Vec<_> = futures::stream::iter(0..SOCKETS)
@@ -55,6 +59,18 @@ async fn sockets_and_messages_per_second() {
         "gateway load: {SOCKETS} sockets connected, admitted and bound in {:.2} s ({:.0} sockets/s)",
         opened.as_secs_f64(),
         SOCKETS as f64 / opened.as_secs_f64()
+    );
+    let after = gw.resident_bytes().expect("the gateway's resident memory");
+    let per_socket = after.saturating_sub(before) / SOCKETS as u64;
+    println!(
+        "gateway load: {} KiB resident per bound socket ({} MiB for {SOCKETS})",
+        per_socket / 1024,
+        after.saturating_sub(before) >> 20
+    );
+    // About 13 KiB measured; tungstenite's default read buffer alone would be 128 KiB.
+    assert!(
+        per_socket < SOCKET_BUDGET,
+        "{per_socket} bytes per idle bound socket, over the budget of {SOCKET_BUDGET}"
     );
 
     for (run, fanout) in FANOUTS.into_iter().enumerate() {

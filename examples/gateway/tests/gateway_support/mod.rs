@@ -16,6 +16,7 @@ pub(crate) use pubsub_core::testkit::support::{within, PATIENCE};
 use serde_json::{json, Value};
 use tokio::net::TcpStream;
 use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
+use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
 use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
 
@@ -137,7 +138,11 @@ impl Gateway {
     /// A WebSocket with `token`.
     pub(crate) async fn connect(&self, token: &str) -> Client {
         let url = format!("ws://{}/subscribe?jwt={token}", self.addr);
-        let (ws, _) = within("connect", tokio_tungstenite::connect_async(url))
+        // The load test holds 5,000 clients: at tungstenite's default 128 KiB read
+        // buffer each, the test itself would hold 640 MiB.
+        let config = WebSocketConfig::default().read_buffer_size(16 * 1024);
+        let handshake = tokio_tungstenite::connect_async_with_config(url, Some(config), false);
+        let (ws, _) = within("connect", handshake)
             .await
             .expect("the WebSocket handshake");
         Client { ws }
@@ -161,6 +166,14 @@ impl Gateway {
             "publish: {status} {:?}",
             response.text().await
         );
+    }
+
+    /// The gateway process's resident memory in bytes, from `/proc` (Linux).
+    pub(crate) fn resident_bytes(&self) -> Option<u64> {
+        let status = std::fs::read_to_string(format!("/proc/{}/status", self.child.id())).ok()?;
+        let line = status.lines().find_map(|l| l.strip_prefix("VmRSS:"))?;
+        let kib: u64 = line.trim().strip_suffix("kB")?.trim().parse().ok()?;
+        Some(kib * 1024)
     }
 
     /// `GET /stats`.
