@@ -6,7 +6,8 @@
 //! the oldest ones and gets a `lagged` frame where they were dropped. A loss upstream
 //! of the outbox (a broker reconnect, or the bind's subscription lagging) goes into
 //! the ring as a gap that carries the frame telling the client, so it too arrives
-//! where it happened. Messages are rendered only when written: a dropped one costs no
+//! where it happened (a client so far behind that the gap itself is dropped has it
+//! counted in its `lagged` frame instead). Messages are rendered only when written: a dropped one costs no
 //! JSON, and a payload fanned out to many sockets is shared until then.
 //!
 //! Bind results and errors must never be dropped, so they wait in a small queue of

@@ -60,8 +60,11 @@ async fn close(mut socket: WebSocket, code: u16, reason: &str) {
     let _ = socket.send(Message::Close(Some(frame))).await;
 }
 
-async fn serve(socket: WebSocket, session: (Session, OutboxReader), max_frame: usize) {
-    let (mut session, mut outbox) = session;
+async fn serve(
+    socket: WebSocket,
+    (mut session, mut outbox): (Session, OutboxReader),
+    max_frame: usize,
+) {
     let (mut sink, mut stream) = socket.split();
     loop {
         tokio::select! {
