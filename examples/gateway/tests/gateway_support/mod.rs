@@ -15,13 +15,12 @@ use jsonwebtoken::{Algorithm, EncodingKey, Header};
 pub(crate) use pubsub_core::testkit::support::{within, PATIENCE};
 use serde_json::{json, Value};
 use tokio::net::TcpStream;
-use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
 use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
 use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
 
 /// The HS256 secret of every test configuration.
-pub(crate) const SECRET: &str = "gateway-test-secret";
+const SECRET: &str = "gateway-test-secret";
 
 fn keys() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("keys")
@@ -289,11 +288,6 @@ impl Client {
     pub(crate) async fn close(mut self) {
         let _ = self.ws.close(None).await;
     }
-}
-
-/// Keeps the close code type in one place for the tests.
-pub(crate) fn code(code: CloseCode) -> u16 {
-    u16::from(code)
 }
 
 /// What the access-check server saw: the Authorization header and the key.
