@@ -6,7 +6,7 @@ use std::time::Duration;
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 
-use crate::backend::{PublishOptions, Publisher};
+use crate::backend::{PublishOptions, Publisher, Publishing};
 use crate::message::MAX_PRIORITY;
 use crate::request::Inbox;
 use crate::{name, Backend, Capabilities, Delivery, Error, Message, Pattern, Result};
@@ -251,9 +251,11 @@ impl Topic {
     /// # Cancel safety
     ///
     /// Not cancel safe: a cancelled publish may or may not have reached the broker.
-    pub async fn publish<T: Serialize + ?Sized>(&self, value: &T) -> Result<()> {
-        self.publish_with(Message::json(value)?, PublishOptions::default())
-            .await
+    pub fn publish<T: Serialize + ?Sized>(&self, value: &T) -> Publishing<'_> {
+        match Message::json(value) {
+            Ok(message) => self.publish_with(message, PublishOptions::default()),
+            Err(unencodable) => Publishing::done(Err(unencodable)),
+        }
     }
 
     /// Publishes a message of your own making (raw bytes, headers, priority).
@@ -261,12 +263,21 @@ impl Topic {
     /// # Cancel safety
     ///
     /// Not cancel safe, as [`publish`](Self::publish).
-    pub async fn publish_message(&self, message: Message) -> Result<()> {
-        self.publish_with(message, PublishOptions::default()).await
+    pub fn publish_message(&self, message: Message) -> Publishing<'_> {
+        self.publish_with(message, PublishOptions::default())
     }
 
     /// Checks `message` against the bus's limits and capabilities, then publishes it.
-    async fn publish_with(&self, message: Message, options: PublishOptions) -> Result<()> {
+    /// Not an `async fn`: the in-process backend publishes at once, and a state machine
+    /// around its ready future would cost more than the publish itself.
+    fn publish_with(&self, message: Message, options: PublishOptions) -> Publishing<'_> {
+        match self.check(&message) {
+            Ok(publisher) => publisher.publish(message, options),
+            Err(refused) => Publishing::done(Err(refused)),
+        }
+    }
+
+    fn check(&self, message: &Message) -> Result<&Arc<dyn Publisher>> {
         let bus = self.bus();
         let size = message.payload().len();
         if size > bus.max_payload {
@@ -283,7 +294,7 @@ impl Topic {
                 return Err(bus.unsupported("headers cannot travel on this backend"));
             }
         }
-        self.publisher()?.publish(message, options).await
+        self.publisher()
     }
 
     /// Subscribes to every message published to this name (or matching this

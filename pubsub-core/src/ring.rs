@@ -175,10 +175,10 @@ impl Wakers {
     }
 
     fn wake(self) {
-        self.first
-            .into_iter()
-            .chain(self.more)
-            .for_each(Waker::wake);
+        if let Some(first) = self.first {
+            first.wake();
+            self.more.into_iter().for_each(Waker::wake);
+        }
     }
 }
 

@@ -137,25 +137,29 @@ impl Subscription {
     }
 
     fn poll_item(&mut self, cx: &mut Context<'_>) -> Poll<Option<Received>> {
-        let item = match &mut self.source {
-            Source::Deliveries(receiver) => receiver.poll_recv(cx),
-            Source::Messages { receiver, topic } => receiver
-                .poll_recv(cx)
-                .map(|item| item.map(|r| r.map(|m| Delivery::new(topic.clone(), m)))),
+        let mut delivery = match &mut self.source {
+            Source::Deliveries(receiver) => match receiver.poll_recv(cx) {
+                Poll::Ready(Some(Received::Message(delivery))) => delivery,
+                other => return other,
+            },
+            Source::Messages { receiver, topic } => match receiver.poll_recv(cx) {
+                Poll::Ready(Some(Received::Message(message))) => {
+                    Delivery::new(topic.clone(), message)
+                }
+                Poll::Ready(Some(Received::Signal(signal))) => {
+                    return Poll::Ready(Some(Received::Signal(signal)))
+                }
+                Poll::Ready(None) => return Poll::Ready(None),
+                Poll::Pending => return Poll::Pending,
+            },
         };
-        item.map(|item| {
-            item.map(|received| {
-                received.map(|mut delivery| {
-                    if let Some(rename) = &self.rename {
-                        delivery = rename(delivery);
-                    }
-                    if let Some(bus) = &self.replies {
-                        delivery.set_replies(bus);
-                    }
-                    delivery
-                })
-            })
-        })
+        if let Some(rename) = &self.rename {
+            delivery = rename(delivery);
+        }
+        if let Some(bus) = &self.replies {
+            delivery.set_replies(bus);
+        }
+        Poll::Ready(Some(Received::Message(delivery)))
     }
 
     /// Ends the subscription and waits until the backend has released it.
