@@ -16,8 +16,8 @@
 //! watchdog kills the group and removes the data folder. That is what cleans up the
 //! shared node, which lives in a `static` and so is never dropped.
 
-use crate::lock;
 use crate::free_ports;
+use crate::lock;
 use std::net::TcpStream;
 use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};

@@ -16,8 +16,8 @@
 //! server's log. That is what cleans up servers kept in a `static`, which are never
 //! dropped.
 
-use crate::lock;
 use crate::free_ports;
+use crate::lock;
 use std::io::{Read, Write};
 use std::net::TcpStream;
 use std::os::unix::process::CommandExt;
