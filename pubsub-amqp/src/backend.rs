@@ -13,7 +13,8 @@ use crate::route::route;
 /// RabbitMQ's default `max_message_size` (128 MiB).
 const MAX_MESSAGE_SIZE: usize = 128 * 1024 * 1024;
 
-/// The AMQP 0-9-1 backend. Clones share the connection.
+/// The AMQP 0-9-1 backend: see the [crate docs](crate) for how topics, groups and
+/// messages map to RabbitMQ. Clones share the connection.
 ///
 /// ```no_run
 /// use pubsub_amqp::AmqpBackend;
@@ -41,6 +42,10 @@ impl AmqpBackend {
     /// Connects to `url` (`amqp://user:password@host:port/vhost`, or `amqps://`)
     /// with the default options: one durable topic exchange `pubsub`, publisher
     /// confirms, prefetch 32, `x-max-priority` 9 on group queues.
+    ///
+    /// # Cancel safety
+    ///
+    /// Cancel safe: a cancelled connect leaves no connection open.
     pub async fn connect(url: &str) -> Result<Self> {
         Self::builder(url).connect().await
     }

@@ -35,8 +35,9 @@ pub(crate) struct Shared {
 pub(crate) struct Live {
     pub(crate) connection: Connection,
     publishing: std::sync::Mutex<Publishing>,
-    /// Serialises declaring exchanges and replacing the channel.
-    declaring: Mutex<()>,
+    /// Serialises declaring exchanges and replacing the channel, and holds the
+    /// exchanges declared on the current channel (lapin re-declares them on recovery).
+    declaring: Mutex<HashSet<ShortString>>,
     /// The channel broadcast subscriptions share, opened on the first one.
     pub(crate) consuming: Mutex<Option<Channel>>,
     /// How many times lapin re-established the connection: each time, broadcast
@@ -73,20 +74,20 @@ impl Drop for AbortOnDrop {
     }
 }
 
+/// The publishing channel; shared behind an `Arc`, which a publish clones with one
+/// reference count instead of the channel's many.
 struct Publishing {
-    channel: Channel,
+    channel: Arc<Channel>,
     /// Counts the channels opened for publishing, so that an [`Exchange`] can tell
     /// whether it was declared on this one.
     generation: u64,
-    /// Exchanges declared on `channel`, so lapin re-declares them on recovery.
-    exchanges: HashSet<ShortString>,
 }
 
 impl Publishing {
     /// The channel, if it needs no replacing and `exchange` is declared on it.
-    fn ready(&self, exchange: &Exchange, connection: &Connection) -> Option<Channel> {
+    fn ready(&self, exchange: &Exchange, connection: &Connection) -> Option<Arc<Channel>> {
         (exchange.ready_on(self.generation) && usable(&self.channel, connection))
-            .then(|| self.channel.clone())
+            .then(|| Arc::clone(&self.channel))
     }
 }
 
@@ -199,11 +200,10 @@ impl Shared {
         Ok(Live {
             connection,
             publishing: std::sync::Mutex::new(Publishing {
-                channel,
+                channel: Arc::new(channel),
                 generation: 1,
-                exchanges: HashSet::new(),
             }),
-            declaring: Mutex::new(()),
+            declaring: Mutex::new(HashSet::new()),
             consuming: Mutex::new(None),
             reconnects,
             _watcher: AbortOnDrop(watcher),
@@ -227,37 +227,32 @@ impl Shared {
     /// The publishing channel, with `exchange` declared on it. A channel the broker
     /// closed (a soft error) is replaced; one that is recovering is returned as is,
     /// for the caller to wait on.
-    pub(crate) async fn publisher(&self, exchange: &Exchange) -> Result<Channel> {
+    pub(crate) async fn publisher(&self, exchange: &Exchange) -> Result<Arc<Channel>> {
         let live = self.live().await?;
         // Every publish passes here: the common case takes a short lock, compares one
         // number and does not await.
         if let Some(channel) = lock(&live.publishing).ready(exchange, &live.connection) {
             return Ok(channel);
         }
-        let _one_at_a_time = live.declaring.lock().await;
-        let (mut channel, mut generation, mut declared) = {
+        let mut declared = live.declaring.lock().await;
+        let (mut channel, mut generation) = {
             let publishing = lock(&live.publishing);
-            (
-                publishing.channel.clone(),
-                publishing.generation,
-                publishing.exchanges.clone(),
-            )
+            (Arc::clone(&publishing.channel), publishing.generation)
         };
         if !usable(&channel, &live.connection) {
-            channel = self.publishing_channel(&live.connection).await?;
+            channel = Arc::new(self.publishing_channel(&live.connection).await?);
             generation += 1;
             declared.clear();
+            *lock(&live.publishing) = Publishing {
+                channel: Arc::clone(&channel),
+                generation,
+            };
         }
         if !exchange.name.as_str().is_empty() && !declared.contains(&exchange.name) {
             declare_exchange(&channel, &exchange.name, exchange.kind.clone()).await?;
             declared.insert(exchange.name.clone());
         }
         exchange.declared_on(generation);
-        *lock(&live.publishing) = Publishing {
-            channel: channel.clone(),
-            generation,
-            exchanges: declared,
-        };
         Ok(channel)
     }
 

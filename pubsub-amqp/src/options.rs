@@ -135,14 +135,21 @@ impl AmqpBuilder {
         self
     }
 
-    /// Messages a broadcast subscriber may fall behind before it lags (default 1024).
+    /// Messages a broadcast subscriber may fall behind before it lags (default 1024);
+    /// a subscription's own [`SubscribeOptions::buffer`](pubsub_core::SubscribeOptions)
+    /// wins. Nothing is allocated for it until messages wait.
     pub fn buffer(mut self, messages: usize) -> Self {
         self.buffer = messages.max(1);
         self
     }
 
     /// Connects, and fails if the broker cannot be reached within the connect
-    /// timeout or refuses the credentials.
+    /// timeout or refuses the credentials
+    /// ([`Error::Auth`](pubsub_core::Error::Auth)).
+    ///
+    /// # Cancel safety
+    ///
+    /// Cancel safe: a cancelled connect leaves no connection open.
     pub async fn connect(self) -> Result<AmqpBackend> {
         let backend = self.connect_lazy()?;
         backend.connection().await?;

@@ -418,3 +418,46 @@ async fn a_lazy_bus_publishes_once_the_broker_comes_up() {
     assert_eq!(d.json::<String>().unwrap(), "early");
     d.ack().await.expect("ack");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_refused_binding_closes_no_other_subscription() {
+    let _serial = SERIAL.lock().await;
+    let server = server().await;
+    // A user who may read (bind from) the `pubsub` exchange and its own queues, and
+    // nothing else; RabbitMQ refuses a binding by closing the channel it came on.
+    let user = unique("limited").replace('.', "-");
+    blocking({
+        let user = user.clone();
+        move |s| {
+            s.rabbitmqctl(&["add_user", &user, "pw"]);
+            s.rabbitmqctl(&[
+                "set_permissions",
+                "-p",
+                "/",
+                &user,
+                ".*",
+                ".*",
+                r"^(pubsub|pubsub\.subscriber\..*)$",
+            ]);
+        }
+    })
+    .await;
+    let url = format!("amqp://{user}:pw@127.0.0.1:{}/%2f", server.port());
+    let backend = AmqpBackend::connect(&url).await.expect("connect");
+    let bus = PubSub::new(backend.clone());
+    let topic = unique("fault.refused");
+    let mut before = bus.topic(&topic).subscribe().await.expect("subscribe");
+
+    let forbidden = PubSub::new(backend.exchange(&unique("forbidden")));
+    let err = forbidden.topic(&topic).subscribe().await.unwrap_err();
+    assert!(matches!(err, Error::Broker { .. }), "{err:?}");
+    assert!(err.to_string().contains("bind"), "{err}");
+
+    // The subscription made before and one made after both hear what is published.
+    let mut after = bus.topic(&topic).subscribe().await.expect("subscribe");
+    bus.topic(&topic).publish(&"heard").await.expect("publish");
+    for sub in [&mut before, &mut after] {
+        let d = next(sub, "after a refused binding").await;
+        assert_eq!(d.json::<String>().unwrap(), "heard");
+    }
+}

@@ -6,7 +6,7 @@
 //! lapin replays after a reconnect, and a queue declared with other arguments than an
 //! existing one (a common mistake) is refused by closing the channel. The broker sends
 //! a member at most its prefetch of unacked messages, so that bounds what the ring
-//! holds. Closing the channel when the member goes gives back what it held; a
+//! holds (twice that across a reconnect). Closing the channel when the member goes gives back what it held; a
 //! member's releases of dropped deliveries finish first (see [`crate::acker`]).
 
 use std::sync::Arc;
@@ -92,7 +92,10 @@ pub(super) async fn subscribe(
         releasing: Arc::clone(&member.releasing),
         done: Some(done),
     };
-    let (sender, receiver) = ring::channel(usize::from(prefetch));
+    // Room for the prefetch twice: deliveries from before a reconnect (whose acks
+    // fail; the broker requeued them) may still wait when the broker sends the
+    // prefetch again.
+    let (sender, receiver) = ring::channel(usize::from(prefetch) * 2);
     runtime.spawn(pump(consumer, sender, topics, member));
     Ok(Subscription::new(receiver)
         .with_guard(closer)
