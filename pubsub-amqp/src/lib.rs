@@ -27,7 +27,10 @@
 //! - **Recovery** is lapin's: reconnect with backoff, topology and consumers replayed.
 //!   Broadcast subscriptions get a [`Signal::Gap`](pubsub_core::Signal::Gap); group
 //!   queues keep what the broker confirmed; publishes wait for the connection up to
-//!   the publish timeout ([`AmqpBuilder::publish_timeout`]).
+//!   the publish timeout ([`AmqpBuilder::publish_timeout`]). Known limit: lapin 4.12
+//!   may never finish a recovery when the broker resets the socket in the middle of a
+//!   write (a restart under heavy publishing); publishes then fail with
+//!   [`Error::Connection`](pubsub_core::Error::Connection) after their timeout.
 //!
 //! ```no_run
 //! use pubsub_amqp::AmqpBackend;

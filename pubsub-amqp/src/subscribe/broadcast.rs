@@ -18,7 +18,9 @@
 use std::sync::Arc;
 
 use futures::StreamExt;
-use lapin::options::{BasicCancelOptions, BasicConsumeOptions, QueueDeleteOptions};
+use lapin::options::{
+    BasicCancelOptions, BasicConsumeOptions, QueueDeclareOptions, QueueDeleteOptions,
+};
 use lapin::types::{FieldTable, ShortString};
 use lapin::{Channel, Consumer};
 use pubsub_core::ring::{self, RingSender};
@@ -31,7 +33,6 @@ use crate::connection::{usable, Live, Shared};
 use crate::errors::lapin_error;
 use crate::properties::to_message;
 use crate::route::Route;
-use lapin::options::QueueDeclareOptions;
 
 /// Subscribes along `route` with a ring of `buffer` messages.
 pub(super) async fn subscribe(
@@ -49,48 +50,41 @@ pub(super) async fn subscribe(
         ..QueueDeclareOptions::default()
     };
     let name = ShortString::from(queue.as_str());
+    let runtime = Handle::current();
     // Round trips that do not depend on each other go together: the subscription
     // takes three of them.
-    let (probe, ()) = futures::try_join!(
+    let (probe, declared) = futures::join!(
         open_channel(live),
         declare(&channel, &queue, options, FieldTable::default())
-    )?;
-    if let Err(error) = bind(&probe, &queue, route).await {
-        let _ = channel
-            .queue_delete(name, QueueDeleteOptions::default())
-            .await;
-        return Err(error);
-    }
-    drop(probe);
+    );
+    declared?;
+    // From here on, a failure or a cancelled subscribe deletes the queue again.
+    let mut release = Release {
+        channel: channel.clone(),
+        queue: name.clone(),
+        tag: None,
+        runtime: runtime.clone(),
+        done: None,
+    };
+    bind(&probe?, &queue, route).await?;
     let consume = async {
         let options = BasicConsumeOptions {
             no_ack: true,
             ..BasicConsumeOptions::default()
         };
         channel
-            .basic_consume(
-                name.clone(),
-                ShortString::default(),
-                options,
-                FieldTable::default(),
-            )
+            .basic_consume(name, ShortString::default(), options, FieldTable::default())
             .await
             .map_err(|e| lapin_error(&format!("consume queue {queue:?}"), e))
     };
     let ((), consumer) = futures::try_join!(bind(&channel, &queue, route), consume)?;
-    let (sender, receiver) = ring::channel(buffer);
-    let runtime = Handle::current();
+    release.tag = Some(consumer.tag());
     let (done, released) = oneshot::channel();
-    let guard = Release {
-        channel,
-        queue: name,
-        tag: consumer.tag(),
-        runtime: runtime.clone(),
-        done: Some(done),
-    };
+    release.done = Some(done);
+    let (sender, receiver) = ring::channel(buffer);
     runtime.spawn(pump(consumer, sender, topics, live.reconnects()));
     Ok(Subscription::new(receiver)
-        .with_guard(guard)
+        .with_guard(release)
         .with_unsubscribe(|| async move {
             // The guard's task deletes the queue; this waits for the broker's word.
             let _ = released.await;
@@ -111,8 +105,9 @@ async fn shared_channel(live: &Live) -> Result<Channel> {
     Ok(channel)
 }
 
-/// A channel of its own for the binding that may be refused: a refusal closes it
-/// instead of the shared one. Dropping it closes it.
+/// A new channel: the shared one, or one of its own for the binding that may be
+/// refused, which a refusal closes instead of the shared one. Dropping the last
+/// handle of a channel closes it.
 async fn open_channel(live: &Live) -> Result<Channel> {
     live.connection
         .create_channel()
@@ -161,12 +156,15 @@ async fn pump(
     }
 }
 
-/// Cancels the consumer and deletes the queue when the subscription goes.
+/// Cancels the consumer and deletes the queue when the subscription goes, or when a
+/// subscribe fails or is cancelled after declaring the queue.
 struct Release {
     channel: Channel,
     queue: ShortString,
-    tag: ShortString,
+    /// The consumer, once there is one.
+    tag: Option<ShortString>,
     runtime: Handle,
+    /// Told when the queue is deleted.
     done: Option<oneshot::Sender<()>>,
 }
 
@@ -174,15 +172,17 @@ impl Drop for Release {
     fn drop(&mut self) {
         let channel = self.channel.clone();
         let queue = std::mem::take(&mut self.queue);
-        let tag = std::mem::take(&mut self.tag);
+        let tag = self.tag.take();
         let done = self.done.take();
         self.runtime.spawn(async move {
             // Errors mean the channel or connection is gone, and the queue with it:
             // lapin forgets the topology of a closed channel.
             if channel.status().connected() {
-                let _ = channel
-                    .basic_cancel(tag, BasicCancelOptions::default())
-                    .await;
+                if let Some(tag) = tag {
+                    let _ = channel
+                        .basic_cancel(tag, BasicCancelOptions::default())
+                        .await;
+                }
                 // Deleting also drops the queue from what lapin replays on recovery.
                 let _ = channel
                     .queue_delete(queue, QueueDeleteOptions::default())

@@ -131,6 +131,11 @@ async fn pump(
         );
         let Some(topic) = topics.of_delivery(&delivery, incoming.topic) else {
             // Not a topic this API can name; no member could read it either.
+            tracing::warn!(
+                queue = member.queue.as_str(),
+                routing_key = delivery.routing_key.as_str(),
+                "group message whose routing key is no topic name; rejected"
+            );
             let _ = delivery
                 .acker
                 .reject(BasicRejectOptions { requeue: false })
