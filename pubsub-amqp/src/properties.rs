@@ -145,3 +145,65 @@ pub(crate) fn short(what: &str, value: &str) -> Result<ShortString> {
         ))
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn metadata_round_trips_through_amqp_properties() {
+        // In the order a received message lists them: headers, then the properties.
+        let message = Message::new("body")
+            .with_header("k", "v")
+            .with_header(REPLY_TO, "replies")
+            .with_header(CORRELATION_ID, "c-1")
+            .with_id("m-1")
+            .with_priority(7);
+        let properties = to_properties(&message, true).unwrap();
+        assert_eq!(properties.delivery_mode(), &Some(PERSISTENT));
+        assert_eq!(properties.reply_to().as_ref().unwrap().as_str(), "replies");
+        let incoming = to_message(b"body".to_vec(), &properties, false);
+        assert_eq!(incoming.message, message);
+        assert_eq!((incoming.topic, incoming.attempt), (None, 1));
+    }
+
+    #[test]
+    fn a_bare_message_has_bare_properties() {
+        let properties = to_properties(&Message::new("x"), false).unwrap();
+        assert_eq!(properties, BasicProperties::default());
+        let incoming = to_message(b"x".to_vec(), &properties, false);
+        assert!(!incoming.message.has_metadata());
+    }
+
+    #[test]
+    fn a_requeued_copy_counts_its_attempt_and_keeps_its_topic() {
+        let original = to_properties(&Message::new("x").with_header("k", "v"), true).unwrap();
+        let copy = requeued(&original, "task.9", 3);
+        let incoming = to_message(b"x".to_vec(), &copy, false);
+        assert_eq!(incoming.attempt, 3);
+        assert_eq!(incoming.topic.as_deref(), Some("task.9"));
+        assert_eq!(incoming.message.header("k"), Some("v"));
+        assert_eq!(incoming.message.header(ATTEMPT), None);
+        // The broker's redelivered flag is one more attempt.
+        assert_eq!(to_message(b"x".to_vec(), &copy, true).attempt, 4);
+    }
+
+    #[test]
+    fn foreign_header_values_read_as_text() {
+        let mut headers = FieldTable::default();
+        headers.insert("n".into(), AMQPValue::LongInt(-3));
+        headers.insert("b".into(), AMQPValue::Boolean(true));
+        let properties = BasicProperties::default().with_headers(headers);
+        let message = to_message(Vec::new(), &properties, false).message;
+        assert_eq!(
+            (message.header("n"), message.header("b")),
+            (Some("-3"), Some("true"))
+        );
+    }
+
+    #[test]
+    fn overlong_short_strings_are_unsupported_not_panics() {
+        let err = to_properties(&Message::new("x").with_id("i".repeat(256)), false).unwrap_err();
+        assert!(matches!(err, Error::Unsupported(_)), "{err}");
+    }
+}

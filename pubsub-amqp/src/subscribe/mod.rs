@@ -112,3 +112,41 @@ async fn bind(channel: &Channel, queue: &str, route: &Route) -> Result<()> {
         .await
         .map_err(|e| lapin_error(&format!("bind queue {queue:?} to {:?}", route.exchange), e))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn delivery(exchange: &str, routing_key: &str) -> lapin::message::Delivery {
+        lapin::message::Delivery::mock(1, exchange.into(), routing_key.into(), false, Vec::new())
+    }
+
+    #[test]
+    fn a_name_subscription_names_its_deliveries_itself() {
+        let topics = Topics::of(&Pattern::parse("message:stored").unwrap());
+        // A foreign publish to the fanout exchange, with any routing key.
+        let topic = topics.of_delivery(&delivery("message:stored", "whatever key"), None);
+        assert_eq!(topic.unwrap(), "message:stored");
+    }
+
+    #[test]
+    fn a_pattern_subscription_reads_the_routing_key_or_the_exchange() {
+        let topics = Topics::of(&Pattern::parse("task.*").unwrap());
+        let routed = topics.of_delivery(&delivery("pubsub", "task.42"), None);
+        assert_eq!(routed.unwrap(), "task.42");
+        let fanout = topics.of_delivery(&delivery("task.7", ""), None);
+        assert_eq!(fanout.unwrap(), "task.7");
+        assert!(topics
+            .of_delivery(&delivery("pubsub", "has space"), None)
+            .is_none());
+    }
+
+    #[test]
+    fn a_requeued_copy_keeps_its_topic() {
+        let topics = Topics::of(&Pattern::parse("task.*").unwrap());
+        // Requeued through the default exchange: the routing key is the queue's name.
+        let kept = Some("task.9".to_owned());
+        let topic = topics.of_delivery(&delivery("", "g@pubsub/task.*"), kept);
+        assert_eq!(topic.unwrap(), "task.9");
+    }
+}
