@@ -1,4 +1,4 @@
-//! Figures and how they are taken: latency stamps, percentiles, resident memory.
+//! Figures and how they are taken: latency stamps, percentiles, the freed heap.
 
 use std::sync::OnceLock;
 use std::time::{Duration, Instant};
@@ -6,8 +6,6 @@ use std::time::{Duration, Instant};
 use bytes::{BufMut, Bytes, BytesMut};
 use hdrhistogram::Histogram;
 use serde::Serialize;
-
-use crate::client::BenchResult;
 
 /// What one client achieved on one workload.
 #[derive(Debug, Clone, Default, Serialize)]
@@ -85,23 +83,6 @@ pub fn stamped(size: usize) -> Bytes {
 pub fn age_ns(payload: &[u8]) -> Option<u64> {
     let stamp = u64::from_le_bytes(payload.get(..8)?.try_into().ok()?);
     Some(now_ns().saturating_sub(stamp))
-}
-
-/// Resident memory of this process, from `/proc/self/status`.
-pub fn resident_bytes() -> BenchResult<u64> {
-    let status = std::fs::read_to_string("/proc/self/status")?;
-    let kib = status
-        .lines()
-        .find_map(|line| line.strip_prefix("VmRSS:"))
-        .and_then(|rest| {
-            rest.trim()
-                .trim_end_matches("kB")
-                .trim()
-                .parse::<u64>()
-                .ok()
-        })
-        .ok_or("no VmRSS line in /proc/self/status")?;
-    Ok(kib * 1024)
 }
 
 /// Gives memory that earlier runs freed back to the system, so that what a run

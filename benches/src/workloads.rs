@@ -14,6 +14,7 @@ use tokio::task::JoinHandle;
 use crate::client::{BenchResult, Client, Publisher, Receive, Recv, Subscriber};
 use crate::flow::{Flow, Share, Tally, PUBLISH_BATCH};
 use crate::measure::{self, Outcome, Percentiles};
+use pubsub_core::testkit::support::resident_bytes;
 
 /// One workload of the comparison.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -508,7 +509,7 @@ async fn stalled<C: Client>(client: &C, topic: &str, scale: Scale) -> BenchResul
     let flow = Flow::new(Share::Each, 1);
     let consumers = spawn_consumers(subs, &flow, false);
     measure::release_free_memory();
-    let baseline = measure::resident_bytes()?;
+    let baseline = resident_bytes()?;
     let peak = Arc::new(AtomicU64::new(baseline));
     let sampler = tokio::spawn(sample_resident(Arc::clone(&peak)));
     let start = Instant::now();
@@ -518,7 +519,7 @@ async fn stalled<C: Client>(client: &C, topic: &str, scale: Scale) -> BenchResul
     let published = drive(&publisher, client.depth(), source).await?;
     end(&publisher, 1).await?;
     let seen = join_consumers(consumers, scale.stall + GRACE).await?;
-    peak.fetch_max(measure::resident_bytes()?, Ordering::Relaxed);
+    peak.fetch_max(resident_bytes()?, Ordering::Relaxed);
     sampler.abort();
     drop(stalled);
     let mut outcome = measure::throughput(published, 1, PAYLOAD, elapsed(start, &seen));
@@ -537,7 +538,7 @@ async fn idle<C: Client>(client: &C, topic: &str, scale: Scale) -> BenchResult<O
         .map_or(scale.idle, |cap| cap.min(scale.idle));
     let mut subscriptions = Vec::with_capacity(count);
     measure::release_free_memory();
-    let baseline = measure::resident_bytes()?;
+    let baseline = resident_bytes()?;
     let start = Instant::now();
     for i in 0..count {
         match client
@@ -550,7 +551,7 @@ async fn idle<C: Client>(client: &C, topic: &str, scale: Scale) -> BenchResult<O
     }
     let seconds = start.elapsed();
     measure::release_free_memory();
-    let growth = measure::resident_bytes()?.saturating_sub(baseline);
+    let growth = resident_bytes()?.saturating_sub(baseline);
     drop(subscriptions);
     let mut outcome = measure::throughput(count as u64, 1, 0, seconds);
     outcome.rss_growth_mib = Some(growth as f64 / (1024.0 * 1024.0));
@@ -563,7 +564,7 @@ async fn sample_resident(peak: Arc<AtomicU64>) {
     let mut interval = tokio::time::interval(Duration::from_millis(50));
     loop {
         interval.tick().await;
-        if let Ok(now) = measure::resident_bytes() {
+        if let Ok(now) = resident_bytes() {
             peak.fetch_max(now, Ordering::Relaxed);
         }
     }

@@ -4,25 +4,8 @@
 
 use pubsub_amqp::AmqpBackend;
 use pubsub_brokers::RabbitServer;
-use pubsub_core::testkit::support::unique;
+use pubsub_core::testkit::support::{resident_bytes, unique};
 use pubsub_core::PubSub;
-
-/// Resident memory of this process, in bytes.
-fn resident_bytes() -> u64 {
-    let status = std::fs::read_to_string("/proc/self/status").expect("/proc/self/status");
-    status
-        .lines()
-        .find_map(|line| line.strip_prefix("VmRSS:"))
-        .and_then(|rest| {
-            rest.trim()
-                .trim_end_matches("kB")
-                .trim()
-                .parse::<u64>()
-                .ok()
-        })
-        .expect("a VmRSS line")
-        * 1024
-}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn five_thousand_idle_subscriptions_cost_little() {
@@ -39,13 +22,15 @@ async fn five_thousand_idle_subscriptions_cost_little() {
         .expect("subscribe");
     let count = 2_500;
     let mut subscriptions = Vec::with_capacity(count);
-    let before = resident_bytes();
+    let before = resident_bytes().expect("resident memory");
     let start = std::time::Instant::now();
     for i in 0..count {
         let sub = bus.topic(format!("{prefix}.t{i}")).subscribe().await;
         subscriptions.push(sub.unwrap_or_else(|e| panic!("subscription {i}: {e}")));
     }
-    let growth = resident_bytes().saturating_sub(before);
+    let growth = resident_bytes()
+        .expect("resident memory")
+        .saturating_sub(before);
     let per = growth as f64 / 1024.0 / count as f64;
     eprintln!(
         "{count} subscriptions in {:?}: {per:.2} KiB each",

@@ -4,23 +4,12 @@
 //! in Redis once dropped. A test binary of its own, so no other test's memory counts.
 
 use pubsub_brokers::RedisServer;
-use pubsub_core::testkit::support::{next, within};
+use pubsub_core::testkit::support::{next, resident_bytes, within};
 use pubsub_core::PubSub;
 use pubsub_redis::RedisBackend;
 
 const SUBSCRIPTIONS: usize = 5_000;
 const BUDGET: u64 = 8 * 1024;
-
-/// The resident set size of this process, from `/proc/self/status`.
-fn rss_bytes() -> u64 {
-    let status = std::fs::read_to_string("/proc/self/status").expect("read /proc/self/status");
-    let kb: u64 = status
-        .lines()
-        .find_map(|l| l.strip_prefix("VmRSS:"))
-        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
-        .expect("VmRSS in /proc/self/status");
-    kb * 1024
-}
 
 /// The first line of a `redis-cli` reply (`:3`, `*5000`): the count it starts with.
 fn count(reply: &str) -> &str {
@@ -38,11 +27,14 @@ async fn five_thousand_idle_subscriptions_cost_at_most_8_kib_each() {
         .collect();
     let mut subscriptions = Vec::with_capacity(SUBSCRIPTIONS);
 
-    let before = rss_bytes();
+    let before = resident_bytes().expect("resident memory");
     for topic in &topics {
         subscriptions.push(topic.subscribe().await.unwrap());
     }
-    let each = rss_bytes().saturating_sub(before) / SUBSCRIPTIONS as u64;
+    let each = resident_bytes()
+        .expect("resident memory")
+        .saturating_sub(before)
+        / SUBSCRIPTIONS as u64;
     println!("{SUBSCRIPTIONS} idle subscriptions: {each} bytes each");
     assert!(each <= BUDGET, "{each} bytes per idle subscription");
     let subscribed = server.command(&["PUBSUB", "CHANNELS", "idle.topic.*"]);

@@ -5,7 +5,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use pubsub_brokers::RedisServer;
-use pubsub_core::testkit::support::{next, next_item};
+use pubsub_core::testkit::support::{next, next_item, resident_bytes};
 use pubsub_core::{Message, PubSub, Received, Signal, SubscribeOptions};
 use pubsub_redis::RedisBackend;
 
@@ -13,17 +13,6 @@ const TOTAL: u64 = 200_000;
 const BUFFER: usize = 1024;
 const PAYLOAD: usize = 512;
 const PUBLISHERS: u64 = 64;
-
-/// The resident set size of this process, from `/proc/self/status`.
-fn rss_bytes() -> u64 {
-    let status = std::fs::read_to_string("/proc/self/status").expect("read /proc/self/status");
-    let kb: u64 = status
-        .lines()
-        .find_map(|l| l.strip_prefix("VmRSS:"))
-        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
-        .expect("VmRSS in /proc/self/status");
-    kb * 1024
-}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn slow_subscriber_keeps_bounded_memory_and_gets_a_lag_count() {
@@ -38,7 +27,7 @@ async fn slow_subscriber_keeps_bounded_memory_and_gets_a_lag_count() {
     // has every firehose message, and the ring holds what it will ever hold.
     let mut sentinel = bus.topic("slow.sentinel").subscribe().await.unwrap();
     let firehose = bus.topic("slow.firehose");
-    let before = rss_bytes();
+    let before = resident_bytes().expect("resident memory");
 
     // 64 publishers; the last message is published once all the others are done.
     let body = Arc::new(vec![b'x'; PAYLOAD]);
@@ -66,7 +55,9 @@ async fn slow_subscriber_keeps_bounded_memory_and_gets_a_lag_count() {
     bus.topic("slow.sentinel").publish(&"done").await.unwrap();
     let done = next(&mut sentinel, "the sentinel, after the firehose").await;
     assert_eq!(done.json::<String>().unwrap(), "done");
-    let grown = rss_bytes().saturating_sub(before);
+    let grown = resident_bytes()
+        .expect("resident memory")
+        .saturating_sub(before);
     // Unbounded, the messages alone would be over 100 MB.
     assert!(grown < 48 * 1024 * 1024, "memory grew by {grown} bytes");
 

@@ -64,3 +64,21 @@ pub async fn within<T>(what: &str, future: impl Future<Output = T>) -> T {
 pub fn text(delivery: &Delivery) -> String {
     String::from_utf8_lossy(delivery.payload()).into_owned()
 }
+
+/// The resident memory of this process (`VmRSS` in `/proc/self/status`, Linux), for
+/// tests and benchmarks that measure what something costs.
+pub fn resident_bytes() -> std::io::Result<u64> {
+    let status = std::fs::read_to_string("/proc/self/status")?;
+    status
+        .lines()
+        .find_map(|line| line.strip_prefix("VmRSS:"))
+        .and_then(|rest| {
+            rest.trim()
+                .trim_end_matches("kB")
+                .trim()
+                .parse::<u64>()
+                .ok()
+        })
+        .map(|kib| kib * 1024)
+        .ok_or_else(|| std::io::Error::other("no VmRSS line in /proc/self/status"))
+}
