@@ -2,10 +2,12 @@
 //! that lists the subscriptions it reaches, kept up to date as they come and go.
 //!
 //! A publish reads only its topic's route (resolved once per `Topic` handle): no
-//! hashing, no pattern matching, no registry lock on the hot path.
+//! hashing, no pattern matching and no lock on the hot path.
 
 use std::collections::HashMap;
-use std::sync::{Arc, RwLock, RwLockReadGuard, RwLockWriteGuard, Weak};
+use std::sync::{Arc, Weak};
+
+use arc_swap::ArcSwap;
 
 use pubsub_core::ring::{self, RingReceiver, RingSender};
 use pubsub_core::{Delivery, Message, Pattern, Result, TopicName};
@@ -60,7 +62,9 @@ impl Sink {
 #[derive(Debug)]
 pub(crate) struct Route {
     topic: TopicName,
-    sinks: RwLock<Vec<Sink>>,
+    /// Read by every publish without a lock; replaced whole, under the registry's
+    /// lock, when a subscription comes or goes.
+    sinks: ArcSwap<Vec<Sink>>,
 }
 
 impl Route {
@@ -68,19 +72,19 @@ impl Route {
         &self.topic
     }
 
-    fn sinks(&self) -> RwLockReadGuard<'_, Vec<Sink>> {
-        self.sinks.read().unwrap_or_else(|e| e.into_inner())
-    }
-
-    fn sinks_mut(&self) -> RwLockWriteGuard<'_, Vec<Sink>> {
-        self.sinks.write().unwrap_or_else(|e| e.into_inner())
+    /// Replaces the sink list with `change` applied to a copy of it. Only the registry,
+    /// under its write lock, changes routes, so no change is lost between load and store.
+    fn change_sinks(&self, change: impl FnOnce(&mut Vec<Sink>)) {
+        let mut sinks = Vec::clone(&self.sinks.load());
+        change(&mut sinks);
+        self.sinks.store(Arc::new(sinks));
     }
 
     /// Hands `message` to every subscription of the topic; returns how many took it.
     /// Group queues are reserved first, so a full queue refuses the message before any
     /// subscriber has it: a publish is delivered everywhere or nowhere.
     pub(crate) fn deliver(&self, message: Message) -> Result<usize> {
-        let sinks = self.sinks();
+        let sinks = self.sinks.load();
         match sinks.as_slice() {
             // The common case takes the message without a copy.
             [Sink::Channel { ring, .. }] => return Ok(usize::from(ring.push(message).is_ok())),
@@ -144,7 +148,7 @@ impl Registry {
             .collect();
         let route = Arc::new(Route {
             topic: topic.clone(),
-            sinks: RwLock::new(sinks),
+            sinks: ArcSwap::from_pointee(sinks),
         });
         if self.routes.len() >= self.sweep_at {
             self.routes.retain(|_, route| route.strong_count() > 0);
@@ -183,7 +187,7 @@ impl Registry {
         self.next_id += 1;
         let sink = make(self.next_id);
         self.for_routes(&pattern, |route| {
-            route.sinks_mut().push(sink.for_route(&route.topic));
+            route.change_sinks(|sinks| sinks.push(sink.for_route(&route.topic)));
         });
         self.subscriptions.push((pattern, sink));
         self.next_id
@@ -201,7 +205,9 @@ impl Registry {
         }
         let other = |sink: &Sink| sink.id() != Some(id);
         self.subscriptions.retain(|(_, sink)| other(sink));
-        self.for_routes(pattern, |route| route.sinks_mut().retain(other));
+        self.for_routes(pattern, |route| {
+            route.change_sinks(|sinks| sinks.retain(other))
+        });
     }
 
     /// The group queue of `group` on `pattern`, if the group has joined it before.
@@ -238,7 +244,7 @@ impl Registry {
             }
         }
         for route in self.routes.drain().filter_map(|(_, r)| r.upgrade()) {
-            route.sinks_mut().clear();
+            route.change_sinks(Vec::clear);
         }
     }
 
@@ -249,6 +255,6 @@ impl Registry {
                 .routes
                 .values()
                 .filter_map(Weak::upgrade)
-                .all(|r| r.sinks().is_empty())
+                .all(|r| r.sinks.load().is_empty())
     }
 }
