@@ -106,6 +106,22 @@ impl TopicName {
     pub fn as_arc(&self) -> &Arc<str> {
         &self.0
     }
+
+    /// The same name in an allocation of its own, checked already. A holder that clones
+    /// the name for every message (a subscription stamping its deliveries) then keeps
+    /// its reference count away from the clones other threads make.
+    ///
+    /// ```
+    /// use pubsub_core::TopicName;
+    ///
+    /// let name = TopicName::new("jobs").unwrap();
+    /// let own = name.unshared();
+    /// assert_eq!(own, name);
+    /// assert!(!std::sync::Arc::ptr_eq(own.as_arc(), name.as_arc()));
+    /// ```
+    pub fn unshared(&self) -> TopicName {
+        TopicName(Arc::from(self.as_str()))
+    }
 }
 
 impl std::ops::Deref for TopicName {

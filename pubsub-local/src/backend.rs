@@ -111,6 +111,11 @@ impl LocalBackend {
         let defaults = &self.shared.options;
         let queue = {
             let mut registry = self.shared.registry();
+            // Under the lock: a close that came first has emptied the registry, and a
+            // queue made now would never be closed.
+            if self.shared.closed.load(Ordering::Acquire) {
+                return Err(Error::Closed);
+            }
             match registry.group(&group, pattern) {
                 Some(queue) => queue,
                 None => {
@@ -151,15 +156,12 @@ impl Backend for LocalBackend {
         pattern: &Pattern,
         options: SubscribeOptions,
     ) -> Result<Subscription> {
-        if self.shared.closed.load(Ordering::Acquire) {
-            return Err(Error::Closed);
-        }
         if let Some(group) = options.group.clone() {
             return self.subscribe_group(pattern, group, &options);
         }
         let buffer = options.buffer.unwrap_or(self.shared.options.buffer).max(1);
         let mut registry = self.shared.registry();
-        // Checked again under the lock, so a concurrent close cannot miss this one.
+        // Checked under the lock, so a concurrent close cannot miss this one.
         if self.shared.closed.load(Ordering::Acquire) {
             return Err(Error::Closed);
         }
@@ -167,8 +169,7 @@ impl Backend for LocalBackend {
             Some(name) => {
                 let (id, receiver) = registry.channel(pattern, buffer);
                 // A name of this subscription's own: see `Sink::Pattern::topic`.
-                let name = TopicName::new(name.as_str())?;
-                (id, Subscription::of_topic(name, receiver))
+                (id, Subscription::of_topic(name.unshared(), receiver))
             }
             None => {
                 let (ring, receiver) = ring::channel(buffer);

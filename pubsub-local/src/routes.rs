@@ -51,7 +51,7 @@ impl Sink {
             Sink::Pattern { id, ring, .. } => Sink::Pattern {
                 id: *id,
                 ring: ring.clone(),
-                topic: TopicName::new(topic.as_str()).ok(),
+                topic: Some(topic.unshared()),
             },
             other => other.clone(),
         }
