@@ -22,7 +22,7 @@ use std::net::TcpStream;
 use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::{Child, ChildStdin, Command, Output, Stdio};
-use std::sync::{Mutex, OnceLock};
+use std::sync::{Arc, Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
 const SERVER: &str = "/usr/lib/rabbitmq/bin/rabbitmq-server";
@@ -42,29 +42,28 @@ pub struct RabbitServer {
     port: u16,
     dir: PathBuf,
     env: Vec<(&'static str, String)>,
-    group: i32,
     /// The rabbitmq-server script while the node runs.
     server: Mutex<Option<Child>>,
-    epmd: Child,
+    host: Arc<Host>,
+}
+
+/// What the nodes started together share: a private `epmd` (through which clustered
+/// nodes find each other), the process group they all run in, the watchdog that
+/// kills the group, and the folder that holds their data and their Erlang cookie.
+#[derive(Debug)]
+pub(crate) struct Host {
+    dir: PathBuf,
+    epmd_port: u16,
+    group: i32,
+    epmd: Mutex<Child>,
     /// Closing it makes the watchdog kill the group.
     watchdog_pipe: Mutex<Option<ChildStdin>>,
     watchdog: Mutex<Child>,
 }
 
-impl RabbitServer {
-    /// The node shared by every test of this test binary, started on first use.
-    ///
-    /// Panics when `rabbitmq-server` is not installed or does not start: tests that
-    /// need a broker fail rather than skip.
-    pub fn shared() -> &'static RabbitServer {
-        static SHARED: OnceLock<RabbitServer> = OnceLock::new();
-        SHARED.get_or_init(RabbitServer::start)
-    }
-
-    /// Starts a node of its own and waits until it accepts AMQP connections.
-    ///
-    /// Panics when `rabbitmq-server` is not installed or does not start.
-    pub fn start() -> RabbitServer {
+impl Host {
+    /// Starts the private `epmd` and the watchdog.
+    pub(crate) fn start() -> Arc<Host> {
         if !Path::new(SERVER).exists() {
             panic!(
                 "{SERVER} is not installed: run `scripts/test`, which installs the \
@@ -73,41 +72,10 @@ impl RabbitServer {
         }
         let id = &uuid::Uuid::new_v4().simple().to_string()[..12];
         let dir = std::env::temp_dir().join(format!("pubsub-rabbit-{id}"));
-        let node = format!("pubsub-{id}@localhost");
-        let [port, dist_port, epmd_port] = free_ports::<3>();
-        for sub in ["mnesia", "log", "home"] {
-            std::fs::create_dir_all(dir.join(sub)).expect("create the node's folders");
-        }
-        write(&dir.join("enabled_plugins"), "[].\n");
-        write(
-            &dir.join("rabbitmq.conf"),
-            "disk_free_limit.absolute = 1MB\nlog.console = false\nlog.file.level = warning\n",
-        );
-        // Our own (empty) env file, so /etc/rabbitmq/rabbitmq-env.conf cannot rename
-        // the node or move its ports.
-        write(&dir.join("rabbitmq-env.conf"), "");
-        let path = |sub: &str| dir.join(sub).display().to_string();
-        let env = vec![
-            ("HOME", path("home")),
-            ("RABBITMQ_CONF_ENV_FILE", path("rabbitmq-env.conf")),
-            ("RABBITMQ_NODENAME", node.clone()),
-            ("RABBITMQ_NODE_IP_ADDRESS", "127.0.0.1".to_owned()),
-            ("RABBITMQ_NODE_PORT", port.to_string()),
-            ("RABBITMQ_DIST_PORT", dist_port.to_string()),
-            ("RABBITMQ_MNESIA_BASE", path("mnesia")),
-            ("RABBITMQ_LOG_BASE", path("log")),
-            ("RABBITMQ_ENABLED_PLUGINS_FILE", path("enabled_plugins")),
-            ("RABBITMQ_CONFIG_FILE", path("rabbitmq.conf")),
-            (
-                "RABBITMQ_SERVER_ADDITIONAL_ERL_ARGS",
-                "-kernel inet_dist_use_interface {127,0,0,1}".to_owned(),
-            ),
-            // A private epmd: nothing is left registered with the machine's one, and
-            // it dies with the group.
-            ("ERL_EPMD_PORT", epmd_port.to_string()),
-            ("ERL_EPMD_ADDRESS", "127.0.0.1".to_owned()),
-        ];
-
+        // One HOME for every node: they share the Erlang cookie made in it, which
+        // clustering and rabbitmqctl need.
+        std::fs::create_dir_all(dir.join("home")).expect("create the nodes' folder");
+        let [epmd_port] = free_ports::<1>();
         let epmd = Command::new(EPMD)
             .args(["-port", &epmd_port.to_string(), "-address", "127.0.0.1"])
             .stdin(Stdio::null())
@@ -130,20 +98,111 @@ impl RabbitServer {
             .spawn()
             .expect("start the watchdog shell");
         let pipe = watchdog.stdin.take().expect("piped stdin");
+        Arc::new(Host {
+            dir,
+            epmd_port,
+            group,
+            epmd: Mutex::new(epmd),
+            watchdog_pipe: Mutex::new(Some(pipe)),
+            watchdog: Mutex::new(watchdog),
+        })
+    }
 
-        let server = RabbitServer {
+    /// Kills every process of the group and removes the folder; waits for both.
+    pub(crate) fn kill_all(&self) {
+        drop(lock(&self.watchdog_pipe).take());
+        let _ = lock(&self.watchdog).wait();
+        let _ = lock(&self.epmd).wait();
+    }
+}
+
+impl Drop for Host {
+    fn drop(&mut self) {
+        self.kill_all();
+    }
+}
+
+impl RabbitServer {
+    /// The node shared by every test of this test binary, started on first use.
+    ///
+    /// Panics when `rabbitmq-server` is not installed or does not start: tests that
+    /// need a broker fail rather than skip.
+    pub fn shared() -> &'static RabbitServer {
+        static SHARED: OnceLock<RabbitServer> = OnceLock::new();
+        SHARED.get_or_init(RabbitServer::start)
+    }
+
+    /// Starts a node of its own and waits until it accepts AMQP connections.
+    ///
+    /// Panics when `rabbitmq-server` is not installed or does not start.
+    pub fn start() -> RabbitServer {
+        RabbitServer::start_with_config("")
+    }
+
+    /// Starts a node of its own with `lines` added to its `rabbitmq.conf` (a TLS
+    /// listener, say), and waits until its plain port accepts AMQP connections.
+    pub fn start_with_config(lines: &str) -> RabbitServer {
+        let server = RabbitServer::prepare(Host::start(), "pubsub");
+        if !lines.is_empty() {
+            let conf = server.dir.join("rabbitmq.conf");
+            let before = std::fs::read_to_string(&conf).unwrap_or_default();
+            write(&conf, &format!("{before}{lines}\n"));
+        }
+        server.boot();
+        server
+    }
+
+    /// A node on `host` named `name-ID@localhost`, with its own ports and data, not
+    /// started yet.
+    pub(crate) fn prepare(host: Arc<Host>, name: &str) -> RabbitServer {
+        let id = &uuid::Uuid::new_v4().simple().to_string()[..12];
+        let dir = host.dir.join(id);
+        let node = format!("{name}-{id}@localhost");
+        let [port, dist_port] = free_ports::<2>();
+        for sub in ["mnesia", "log"] {
+            std::fs::create_dir_all(dir.join(sub)).expect("create the node's folders");
+        }
+        write(&dir.join("enabled_plugins"), "[].\n");
+        write(
+            &dir.join("rabbitmq.conf"),
+            "disk_free_limit.absolute = 1MB\nlog.console = false\nlog.file.level = warning\n",
+        );
+        // Our own (empty) env file, so /etc/rabbitmq/rabbitmq-env.conf cannot rename
+        // the node or move its ports.
+        write(&dir.join("rabbitmq-env.conf"), "");
+        let path = |sub: &str| dir.join(sub).display().to_string();
+        let env = vec![
+            ("HOME", host.dir.join("home").display().to_string()),
+            ("RABBITMQ_CONF_ENV_FILE", path("rabbitmq-env.conf")),
+            ("RABBITMQ_NODENAME", node.clone()),
+            ("RABBITMQ_NODE_IP_ADDRESS", "127.0.0.1".to_owned()),
+            ("RABBITMQ_NODE_PORT", port.to_string()),
+            ("RABBITMQ_DIST_PORT", dist_port.to_string()),
+            ("RABBITMQ_MNESIA_BASE", path("mnesia")),
+            ("RABBITMQ_LOG_BASE", path("log")),
+            ("RABBITMQ_ENABLED_PLUGINS_FILE", path("enabled_plugins")),
+            ("RABBITMQ_CONFIG_FILE", path("rabbitmq.conf")),
+            (
+                "RABBITMQ_SERVER_ADDITIONAL_ERL_ARGS",
+                "-kernel inet_dist_use_interface {127,0,0,1}".to_owned(),
+            ),
+            // The host's private epmd: nothing is left registered with the machine's
+            // one, and it dies with the group.
+            ("ERL_EPMD_PORT", host.epmd_port.to_string()),
+            ("ERL_EPMD_ADDRESS", "127.0.0.1".to_owned()),
+        ];
+        RabbitServer {
             node,
             port,
             dir,
             env,
-            group,
             server: Mutex::new(None),
-            epmd,
-            watchdog_pipe: Mutex::new(Some(pipe)),
-            watchdog: Mutex::new(watchdog),
-        };
-        server.boot();
-        server
+            host,
+        }
+    }
+
+    pub(crate) fn host(&self) -> &Host {
+        &self.host
     }
 
     /// `amqp://guest:guest@127.0.0.1:PORT/%2f`.
@@ -176,16 +235,60 @@ impl RabbitServer {
         }
         let _ = child.wait();
         // The VM is a child of the script: wait until it let go of the port.
-        let deadline = Instant::now() + Duration::from_secs(20);
-        while TcpStream::connect(("127.0.0.1", self.port)).is_ok() && Instant::now() < deadline {
-            std::thread::sleep(Duration::from_millis(50));
-        }
+        self.wait_until_port_is_free();
     }
 
     /// Starts the node again after [`stop`](Self::stop), with the same port and data:
     /// vhosts and durable queues survive.
     pub fn start_again(&self) {
         self.boot();
+    }
+
+    /// Kills the node's VM with SIGKILL, as a crash or the OOM killer would: no
+    /// connection is closed in order. [`start_again`](Self::start_again) brings it back.
+    pub fn kill(&self) {
+        let mut server = lock(&self.server);
+        let Some(mut script) = server.take() else {
+            return;
+        };
+        // The script runs the VM as its one child and waits for it.
+        let script_pid = script.id();
+        let children =
+            std::fs::read_to_string(format!("/proc/{script_pid}/task/{script_pid}/children"))
+                .unwrap_or_default();
+        for vm in children.split_whitespace() {
+            let _ = Command::new("kill").args(["-KILL", vm]).status();
+        }
+        let _ = script.wait();
+        self.wait_until_port_is_free();
+    }
+
+    /// Stops the RabbitMQ application but not its Erlang VM (`rabbitmqctl
+    /// stop_app`): connections are closed and the port refuses new ones.
+    pub fn stop_app(&self) {
+        self.rabbitmqctl(&["stop_app"]);
+        self.wait_until_port_is_free();
+    }
+
+    /// Starts the application again after [`stop_app`](Self::stop_app) and waits
+    /// until it accepts AMQP connections.
+    pub fn start_app(&self) {
+        self.rabbitmqctl(&["start_app"]);
+        let deadline = Instant::now() + START_TIMEOUT;
+        while TcpStream::connect(("127.0.0.1", self.port)).is_err() {
+            assert!(
+                Instant::now() < deadline,
+                "the node did not accept connections within {START_TIMEOUT:?} after start_app"
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    fn wait_until_port_is_free(&self) {
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while TcpStream::connect(("127.0.0.1", self.port)).is_ok() && Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(50));
+        }
     }
 
     /// Stops the node and starts it again, keeping its data.
@@ -226,7 +329,7 @@ impl RabbitServer {
             .expect("run rabbitmqctl")
     }
 
-    fn boot(&self) {
+    pub(crate) fn boot(&self) {
         let mut server = lock(&self.server);
         if server.is_some() {
             return;
@@ -238,7 +341,7 @@ impl RabbitServer {
             .stdin(Stdio::null())
             .stdout(log.try_clone().expect("clone a file handle"))
             .stderr(log)
-            .process_group(self.group)
+            .process_group(self.host.group)
             .spawn()
             .unwrap_or_else(|e| panic!("cannot run {SERVER}: {e}; run `scripts/test`"));
         let deadline = Instant::now() + START_TIMEOUT;
@@ -263,6 +366,18 @@ impl RabbitServer {
             }
             std::thread::sleep(Duration::from_millis(50));
         }
+        // The AMQP port opens before the node's boot has finished, and until it has,
+        // rabbitmqctl refuses commands such as add_vhost ("requires the 'rabbit' app
+        // to be running"): a test that made a vhost at once failed so in CI.
+        let started = self.ctl(&["await_startup"]);
+        if !started.status.success() {
+            let _ = child.kill();
+            panic!(
+                "rabbitmq-server opened its port but did not finish starting: {}{}",
+                String::from_utf8_lossy(&started.stdout),
+                String::from_utf8_lossy(&started.stderr)
+            );
+        }
         *server = Some(child);
     }
 
@@ -273,11 +388,11 @@ impl RabbitServer {
 
 impl Drop for RabbitServer {
     fn drop(&mut self) {
-        // The watchdog kills the whole group (epmd, the VM and its helpers) and
-        // removes the folder once its pipe closes.
-        drop(lock(&self.watchdog_pipe).take());
-        let _ = lock(&self.watchdog).wait();
-        let _ = self.epmd.wait();
+        // The host's watchdog kills the whole group (epmd, the VMs and their helpers)
+        // and removes the folder; a node of a cluster goes with the cluster's host.
+        if Arc::strong_count(&self.host) == 1 {
+            self.host.kill_all();
+        }
         if let Some(mut server) = lock(&self.server).take() {
             let _ = server.wait();
         }

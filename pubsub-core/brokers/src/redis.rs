@@ -114,6 +114,11 @@ impl RedisServer {
         self.port
     }
 
+    /// Whether the server runs (it was not stopped or killed).
+    pub fn is_running(&self) -> bool {
+        lock(&self.server).is_some()
+    }
+
     /// Stops the server (SIGTERM) and waits until it is gone.
     pub fn stop(&self) {
         self.end("-TERM");
