@@ -16,8 +16,11 @@ use crate::{Message, Pattern, Result, Subscription, TopicName};
 /// ```
 /// use pubsub_core::backend::Capabilities;
 ///
-/// let caps = Capabilities::new().groups(true).acks(true);
+/// use pubsub_core::backend::system;
+///
+/// let caps = Capabilities::new().groups(true).acks(true).system(system::RABBITMQ);
 /// assert!(caps.groups && caps.acks && !caps.persistence);
+/// assert_eq!(caps.system, "rabbitmq");
 /// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 #[non_exhaustive]
@@ -39,6 +42,23 @@ pub struct Capabilities {
     pub no_responders: bool,
     /// The largest payload the broker takes, if it has a limit.
     pub max_payload: Option<usize>,
+    /// Which messaging system this is, as spans' `messaging.system` and metrics'
+    /// `system` label name it: one of the [`system`] constants.
+    pub system: &'static str,
+}
+
+/// The `messaging.system` of each backend. OpenTelemetry's conventions name
+/// `rabbitmq`; for Redis PubSub and the in-process bus they have no value, so these
+/// are our own, documented here.
+pub mod system {
+    /// RabbitMQ (AMQP 0-9-1), the convention's own value.
+    pub const RABBITMQ: &str = "rabbitmq";
+    /// Redis PubSub and Streams: our value.
+    pub const REDIS: &str = "redis";
+    /// The in-process bus (`pubsub-local`): our value.
+    pub const IN_PROCESS: &str = "pubsub_local";
+    /// A backend that did not say.
+    pub const UNKNOWN: &str = "unknown";
 }
 
 impl Capabilities {
@@ -53,6 +73,7 @@ impl Capabilities {
             headers: false,
             no_responders: false,
             max_payload: None,
+            system: system::UNKNOWN,
         }
     }
 
@@ -103,6 +124,12 @@ impl Capabilities {
         self.max_payload = limit;
         self
     }
+
+    /// Sets [`system`](Self::system).
+    pub const fn system(mut self, name: &'static str) -> Self {
+        self.system = name;
+        self
+    }
 }
 
 impl Default for Capabilities {
@@ -130,6 +157,9 @@ pub struct SubscribeOptions {
     /// How many unacknowledged group messages a member may hold; the backend's default
     /// when `None`.
     pub prefetch: Option<u16>,
+    /// This subscription is a request inbox: the backend may give it an address of its
+    /// own for replies, in [`Subscription::reply_address`].
+    pub inbox: bool,
 }
 
 impl SubscribeOptions {
@@ -153,6 +183,20 @@ impl SubscribeOptions {
     /// Sets the prefetch of a group member.
     pub fn prefetch(mut self, messages: u16) -> Self {
         self.prefetch = Some(messages);
+        self
+    }
+
+    /// Makes this subscription a request inbox, as the bus's own for its requests: a
+    /// backend with a reply mechanism of its own (AMQP's direct reply-to) may use that
+    /// instead of the subscribed name.
+    ///
+    /// ```
+    /// use pubsub_core::backend::SubscribeOptions;
+    ///
+    /// assert!(SubscribeOptions::new().inbox().inbox);
+    /// ```
+    pub fn inbox(mut self) -> Self {
+        self.inbox = true;
         self
     }
 }
@@ -209,6 +253,25 @@ impl<'a> Publishing<'a> {
     /// A publish that finishes when `future` does.
     pub fn pending(future: impl Future<Output = Result<()>> + Send + 'a) -> Self {
         Publishing(PublishingState::Pending(Box::pin(future)))
+    }
+
+    /// Calls `seen` with the outcome once there is one: at once for a publish that is
+    /// done (no future is made), when it finishes for a pending one. For the bus's
+    /// spans and metrics.
+    #[cfg(any(feature = "otel", feature = "metrics"))]
+    pub(crate) fn inspect(self, seen: impl FnOnce(&Result<()>) + Send + 'a) -> Self {
+        match self.0 {
+            PublishingState::Done(Some(outcome)) => {
+                seen(&outcome);
+                Publishing::done(outcome)
+            }
+            PublishingState::Done(None) => self,
+            PublishingState::Pending(future) => Publishing::pending(async move {
+                let outcome = future.await;
+                seen(&outcome);
+                outcome
+            }),
+        }
     }
 }
 
@@ -298,6 +361,9 @@ pub trait Publisher: Send + Sync + std::fmt::Debug + 'static {
 ///     async fn subscribe(&self, pattern: &Pattern, options: SubscribeOptions) -> Result<Subscription> {
 ///         self.inner.subscribe(pattern, options).await
 ///     }
+///     fn reply_publisher(&self, address: &str) -> Result<Arc<dyn Publisher>> {
+///         self.inner.reply_publisher(address)
+///     }
 ///     async fn close(&self) -> Result<()> {
 ///         self.inner.close().await
 ///     }
@@ -329,6 +395,14 @@ pub trait Backend: Send + Sync + std::fmt::Debug + 'static {
     /// message published after that reaches the subscription.
     async fn subscribe(&self, pattern: &Pattern, options: SubscribeOptions)
         -> Result<Subscription>;
+
+    /// A publisher for replies to `address`, the reply-to of a request this backend
+    /// delivered (an [`inbox`](SubscribeOptions::inbox) subscription's
+    /// [`reply_address`](Subscription::reply_address), or a foreign client's). Addresses
+    /// are the backend's own, so a wrapper passes them through unchanged
+    /// ([`Prefixed`](crate::Prefixed) does not prefix them). Does no I/O; an address the
+    /// backend cannot reach is an error that says so.
+    fn reply_publisher(&self, address: &str) -> Result<Arc<dyn Publisher>>;
 
     /// Closes the backend: subscriptions end, later calls fail with
     /// [`Error::Closed`](crate::Error::Closed).

@@ -9,6 +9,7 @@ use serde::Serialize;
 use crate::backend::{PublishOptions, Publisher, Publishing};
 use crate::message::MAX_PRIORITY;
 use crate::request::Inbox;
+use crate::telemetry;
 use crate::{name, Backend, Capabilities, Delivery, Error, Message, Pattern, Result};
 use crate::{SubscribeOptions, Subscription, TopicName};
 
@@ -102,6 +103,8 @@ impl PubSub {
                 bus: self.clone(),
                 target,
                 publisher: OnceLock::new(),
+                #[cfg(feature = "metrics")]
+                published: OnceLock::new(),
             }),
         }
     }
@@ -124,6 +127,17 @@ impl PubSub {
     /// Not cancel safe: a cancelled close may have closed part of the backend.
     pub async fn close(&self) -> Result<()> {
         self.backend.close().await
+    }
+
+    /// The topic that replies to `address` are published on: a publish through the
+    /// backend's reply publisher, with the checks and telemetry of any other.
+    pub(crate) fn reply_topic(&self, address: &str) -> Result<Topic> {
+        let publisher = self.backend.reply_publisher(address)?;
+        let topic = self.topic(address);
+        // A fresh topic: its publisher is unset, and set here before any publish
+        // could look the address up as a topic name.
+        let _ = topic.inner.publisher.set(publisher);
+        Ok(topic)
     }
 
     pub(crate) async fn inbox(&self) -> Result<&Inbox> {
@@ -182,6 +196,9 @@ struct TopicInner {
     bus: PubSub,
     target: std::result::Result<Target, Invalid>,
     publisher: OnceLock<Arc<dyn Publisher>>,
+    /// The published counter, registered on the first publish.
+    #[cfg(feature = "metrics")]
+    published: OnceLock<metrics::Counter>,
 }
 
 struct Target {
@@ -272,9 +289,17 @@ impl Topic {
     /// around its ready future would cost more than the publish itself.
     fn publish_with(&self, message: Message, options: PublishOptions) -> Publishing<'_> {
         match self.check(&message) {
-            Ok(publisher) => publisher.publish(message, options),
+            Ok(publisher) => telemetry::publish(self, publisher, message, options),
             Err(refused) => Publishing::done(Err(refused)),
         }
+    }
+
+    #[cfg(feature = "metrics")]
+    pub(crate) fn published_counter(
+        &self,
+        register: impl FnOnce() -> metrics::Counter,
+    ) -> &metrics::Counter {
+        self.inner.published.get_or_init(register)
     }
 
     fn check(&self, message: &Message) -> Result<&Arc<dyn Publisher>> {
@@ -338,8 +363,9 @@ impl Topic {
         if pattern.is_wildcard() && !bus.capabilities.patterns {
             return Err(bus.unsupported("pattern subscriptions"));
         }
+        let consumer = telemetry::Consumer::new(self, pattern, options.group.as_deref());
         let subscription = bus.backend.subscribe(pattern, options).await?;
-        Ok(subscription.with_replies(bus.clone()))
+        Ok(subscription.with_bus(bus.clone(), consumer))
     }
 
     /// Sends `request` as JSON and waits up to `timeout` for the JSON reply of a
@@ -382,12 +408,15 @@ impl Topic {
                 .await?;
             reply.await
         };
-        tokio::time::timeout(timeout, exchange)
-            .await
-            .map_err(|_| Error::Timeout {
-                operation: "request",
-                after: timeout,
-            })?
+        let exchange = async {
+            tokio::time::timeout(timeout, exchange)
+                .await
+                .map_err(|_| Error::Timeout {
+                    operation: "request",
+                    after: timeout,
+                })?
+        };
+        telemetry::request(self, exchange).await
     }
 
     /// Publishes `value` here, then on the topic of the same name on `other` (ESN's

@@ -6,6 +6,7 @@ use async_trait::async_trait;
 use serde::Serialize;
 
 use crate::message::{CORRELATION_ID, REPLY_TO};
+use crate::telemetry::{self, Observed};
 use crate::{Error, Message, PubSub, Result, TopicName};
 
 /// Settles one delivery with its broker. Backends with acknowledgements implement it.
@@ -55,8 +56,18 @@ pub struct Delivery {
     message: Message,
     attempt: u32,
     acker: Option<Box<dyn Acker>>,
-    /// Boxed: only requests carry it, and a delivery is moved often on its way.
-    replies: Option<Box<PubSub>>,
+    /// Boxed: only requests, traced and metered deliveries carry it, and a delivery is
+    /// moved often on its way.
+    extras: Option<Box<Extras>>,
+}
+
+/// What some deliveries carry besides their message.
+#[derive(Clone)]
+struct Extras {
+    /// The bus to reply on, for a request.
+    replies: Option<PubSub>,
+    /// The delivery's span and its subscription's meters.
+    observed: Observed,
 }
 
 impl Delivery {
@@ -68,7 +79,7 @@ impl Delivery {
             message,
             attempt: 1,
             acker: None,
-            replies: None,
+            extras: None,
         }
     }
 
@@ -91,10 +102,41 @@ impl Delivery {
         self
     }
 
-    pub(crate) fn set_replies(&mut self, bus: &PubSub) {
-        if self.message.header(REPLY_TO).is_some() {
-            self.replies = Some(Box::new(bus.clone()));
+    /// Gives the delivery what the bus that subscribed knows: where to reply, and its
+    /// span and meters.
+    pub(crate) fn set_bus(&mut self, bus: &PubSub, observed: Observed) {
+        let replies = self.message.header(REPLY_TO).is_some().then(|| bus.clone());
+        if replies.is_some() || !observed.is_empty() {
+            self.extras = Some(Box::new(Extras { replies, observed }));
         }
+    }
+
+    pub(crate) fn observed(&self) -> Option<&Observed> {
+        self.extras.as_deref().map(|e| &e.observed)
+    }
+
+    /// The receive span of this delivery: a child of its producer's span, and the
+    /// parent of the handler's and the settlement's spans. A disabled span when no
+    /// subscriber records it (and for deliveries a backend made itself).
+    ///
+    /// ```
+    /// use pubsub_core::{PubSub, Received};
+    ///
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> pubsub_core::Result<()> {
+    /// let bus: PubSub = pubsub_local::LocalBackend::new().into();
+    /// let mut sub = bus.topic("jobs").subscribe().await?;
+    /// bus.topic("jobs").publish(&1).await?;
+    /// let Some(Received::Message(job)) = sub.next().await else { panic!("a job") };
+    /// // Work done in the delivery's span is part of the message's trace.
+    /// job.span().in_scope(|| tracing::info!("working on it"));
+    /// # Ok(())
+    /// # }
+    /// ```
+    #[cfg(feature = "otel")]
+    pub fn span(&self) -> &tracing::Span {
+        static NONE: tracing::Span = tracing::Span::none();
+        self.observed().map_or(&NONE, |o| &o.span)
     }
 
     /// The concrete topic the message was published to.
@@ -142,7 +184,9 @@ impl Delivery {
     /// Not cancel safe: a cancelled ack may or may not have reached the broker.
     pub async fn ack(mut self) -> Result<()> {
         match self.acker.take() {
-            Some(acker) => acker.ack().await,
+            Some(acker) => {
+                telemetry::settle(self.observed(), self.topic(), "ack", acker.ack()).await
+            }
             None => Ok(()),
         }
     }
@@ -154,12 +198,19 @@ impl Delivery {
     /// Not cancel safe, as [`ack`](Self::ack).
     pub async fn nack(mut self, requeue: bool) -> Result<()> {
         match self.acker.take() {
-            Some(acker) => acker.nack(requeue).await,
+            Some(acker) => {
+                let nack = acker.nack(requeue);
+                telemetry::settle(self.observed(), self.topic(), "nack", nack).await
+            }
             None => Ok(()),
         }
     }
 
     /// Answers a [`request`](crate::Topic::request) with `value` as JSON.
+    ///
+    /// The reply goes to the request's reply-to through the backend's
+    /// [`reply_publisher`](crate::Backend::reply_publisher), with the request's
+    /// correlation id: a reply-to the backend cannot address is an error saying so.
     ///
     /// # Cancel safety
     ///
@@ -178,12 +229,16 @@ impl Delivery {
             topic: self.topic.to_string(),
         };
         let reply_to = self.header(REPLY_TO).ok_or_else(not_a_request)?;
-        let bus = self.replies.as_ref().ok_or_else(not_a_request)?;
+        let extras = self.extras.as_deref();
+        let bus = extras
+            .and_then(|e| e.replies.as_ref())
+            .ok_or_else(not_a_request)?;
         let mut reply = reply;
         if let Some(id) = self.header(CORRELATION_ID) {
             reply = reply.with_header(CORRELATION_ID, id);
         }
-        bus.topic(reply_to).publish_message(reply).await
+        let topic = bus.reply_topic(reply_to)?;
+        telemetry::scoped(self.observed(), || topic.publish_message(reply)).await
     }
 
     /// A copy that shares the message but cannot settle it, for a handler while the
@@ -194,7 +249,7 @@ impl Delivery {
             message: self.message.clone(),
             attempt: self.attempt,
             acker: None,
-            replies: self.replies.clone(),
+            extras: self.extras.clone(),
         }
     }
 }

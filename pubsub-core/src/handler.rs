@@ -9,7 +9,10 @@ use futures::StreamExt;
 use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
 
-use crate::{BoxError, Delivery, Error, Message, Received, Result, SubscribeOptions, Topic};
+use crate::telemetry;
+use crate::{
+    BoxError, Delivery, Error, Message, Received, Result, SubscribeOptions, Topic, MAX_PRIORITY,
+};
 
 /// What a handler returns: `Ok` acks the message, `Err` fails this attempt.
 pub type HandlerResult = std::result::Result<(), BoxError>;
@@ -36,8 +39,12 @@ pub struct RetryPolicy {
     /// The pause before each retry.
     pub delay: Duration,
     /// Where a message goes after its last failed attempt, with the
-    /// [`ORIGINAL_TOPIC`] and [`LAST_ERROR`] headers. Without one it is nacked without
-    /// requeue (and logged).
+    /// [`ORIGINAL_TOPIC`] and [`LAST_ERROR`] headers, and its priority lowered to
+    /// [`MAX_PRIORITY`] (a foreign one may be higher). Without one it is nacked without
+    /// requeue (and logged). A dead letter that cannot be published for a broker's
+    /// reason requeues the message; one the dead-letter topic refuses for the message
+    /// itself (too large, say) is nacked without requeue and logged, as a requeued
+    /// message would fail the same way forever.
     pub dead_letter: Option<String>,
 }
 
@@ -219,11 +226,15 @@ impl Topic {
             let retry = Arc::new(options.retry);
             subscription
                 .for_each_concurrent(options.concurrency, |received| {
-                    let (topic, handler, retry) = (&topic, Arc::clone(&handler), Arc::clone(&retry));
+                    let (topic, handler, retry) =
+                        (&topic, Arc::clone(&handler), Arc::clone(&retry));
                     async move {
                         match received {
-                            Received::Message(delivery) => settle(topic, &*handler, &retry, delivery).await,
-                            Received::Signal(signal) => tracing::warn!(topic = topic.name(), %signal, "handler subscription signal"),
+                            Received::Message(delivery) => {
+                                settle(topic, &*handler, &retry, delivery).await
+                            }
+                            // The subscription has logged it; the handler has nothing to add.
+                            Received::Signal(_) => {}
                         }
                     }
                 })
@@ -246,7 +257,8 @@ where
     let error = loop {
         // The handler takes the delivery by value; it gets a twin that shares the
         // message but cannot settle it, so the ack stays here.
-        match handler(delivery.unsettled_copy()).await {
+        let attempt_done = handler(delivery.unsettled_copy());
+        match telemetry::process(delivery.observed(), delivery.topic(), attempt_done).await {
             Ok(()) => {
                 if let Err(error) = delivery.ack().await {
                     tracing::warn!(topic = topic.name(), %error, "ack failed");
@@ -264,15 +276,29 @@ where
     give_up(topic, retry, delivery, &error).await;
 }
 
+/// Whether publishing failed for the message itself, not for the broker's state.
+fn refuses_the_message(error: &Error) -> bool {
+    matches!(
+        error,
+        Error::InvalidTopic { .. }
+            | Error::InvalidPriority(_)
+            | Error::PayloadTooLarge { .. }
+            | Error::Unsupported(_)
+    )
+}
+
 async fn give_up(topic: &Topic, retry: &RetryPolicy, delivery: Delivery, error: &BoxError) {
     let Some(dead_letter) = &retry.dead_letter else {
-        tracing::error!(topic = delivery.topic(), %error, "handler failed, message given up");
+        tracing::error!(topic = delivery.topic(), attempts = retry.max_attempts, %error, "handler failed, message given up");
         if let Err(error) = delivery.nack(false).await {
             tracing::warn!(topic = topic.name(), %error, "nack failed");
         }
         return;
     };
-    let mut message = Message::new(delivery.payload().clone()).with_priority(delivery.priority());
+    // A foreign message may carry any priority its broker allows (AMQP's go to 255,
+    // delivered as the queue's highest): the dead letter keeps it within ours.
+    let priority = delivery.priority().min(MAX_PRIORITY);
+    let mut message = Message::new(delivery.payload().clone()).with_priority(priority);
     for (key, value) in delivery.headers() {
         message = message.with_header(key, value);
     }
@@ -282,16 +308,22 @@ async fn give_up(topic: &Topic, retry: &RetryPolicy, delivery: Delivery, error: 
             .with_header(ORIGINAL_TOPIC, delivery.topic())
             .with_header(LAST_ERROR, error.to_string());
     }
-    match topic
-        .bus()
-        .topic(dead_letter)
-        .publish_message(message)
-        .await
-    {
+    let dead_letters = topic.bus().topic(dead_letter);
+    let publishing = telemetry::scoped(delivery.observed(), || {
+        dead_letters.publish_message(message)
+    });
+    match publishing.await {
         Ok(()) => {
+            telemetry::dead_lettered(delivery.observed());
+            tracing::warn!(topic = delivery.topic(), dead_letter, %error, "handler failed, message dead-lettered");
             if let Err(error) = delivery.ack().await {
                 tracing::warn!(topic = topic.name(), %error, "ack failed");
             }
+        }
+        // Requeued, the message would come back to fail and be refused again, forever.
+        Err(publish_error) if refuses_the_message(&publish_error) => {
+            tracing::error!(topic = delivery.topic(), dead_letter, %publish_error, "the dead-letter topic refuses this message; it is given up");
+            let _ = delivery.nack(false).await;
         }
         Err(publish_error) => {
             tracing::error!(topic = delivery.topic(), %publish_error, "dead-lettering failed, message requeued");

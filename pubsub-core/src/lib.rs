@@ -38,6 +38,10 @@
 //!
 //! Backends implement [`backend::Backend`]; that module is the implementor's side,
 //! kept apart from what applications use.
+//!
+//! Behind the `otel` and `metrics` features the bus makes OpenTelemetry spans, carries
+//! W3C trace context in message headers and counts what it does, for every backend:
+//! see [`telemetry`].
 
 pub mod backend;
 pub mod backoff;
@@ -54,6 +58,9 @@ mod request;
 pub mod ring;
 mod subscription;
 mod sync;
+pub mod telemetry;
+#[cfg(feature = "tls")]
+pub mod tls;
 
 #[cfg(feature = "testkit")]
 pub mod testkit;
@@ -66,7 +73,10 @@ pub use event::{Event, Events};
 pub use handler::{
     Handler, HandlerOptions, HandlerResult, RetryPolicy, LAST_ERROR, ORIGINAL_TOPIC,
 };
-pub use message::{Message, CORRELATION_ID, MAX_PRIORITY, REPLY_TO};
+pub use message::{
+    Message, CONTENT_ENCODING, CONTENT_TYPE, CORRELATION_ID, MAX_PRIORITY, ORIGINAL_PRIORITY,
+    REPLY_TO,
+};
 pub use name::{Pattern, TopicName};
 pub use prefixed::Prefixed;
 pub use received::{Received, Signal};

@@ -14,6 +14,13 @@ pub const MAX_PRIORITY: u8 = 9;
 pub const REPLY_TO: &str = "reply-to";
 /// Header that ties a reply to its request.
 pub const CORRELATION_ID: &str = "correlation-id";
+/// Header that carries the payload's media type (AMQP's `content_type` property).
+pub const CONTENT_TYPE: &str = "content-type";
+/// Header that carries the payload's encoding (AMQP's `content_encoding` property).
+pub const CONTENT_ENCODING: &str = "content-encoding";
+/// Header that carries a foreign priority above [`MAX_PRIORITY`] as it came, in
+/// decimal; the message itself then has priority [`MAX_PRIORITY`].
+pub const ORIGINAL_PRIORITY: &str = "x-original-priority";
 
 /// A message: bytes plus optional metadata (headers, an id, a priority).
 ///
@@ -54,6 +61,12 @@ impl Message {
     }
 
     /// A message whose payload is `value` as JSON.
+    ///
+    /// It sets no content type: a message with any header travels on Redis in an
+    /// envelope, and Redis subscribers such as Inthe.AM's (and raw mode) need the bare
+    /// JSON. Add [`with_content_type`](Self::with_content_type) for receivers that read
+    /// it, as node-amqp does, which parses a body as JSON only when it says
+    /// `application/json`.
     pub fn json<T: Serialize + ?Sized>(value: &T) -> Result<Self> {
         serde_json::to_vec(value)
             .map(Message::new)
@@ -79,6 +92,26 @@ impl Message {
             self.meta_mut().priority = priority;
         }
         self
+    }
+
+    /// Sets the payload's media type, carried as the [`CONTENT_TYPE`] header, which
+    /// AMQP sends as its `content_type` property.
+    ///
+    /// ```
+    /// use pubsub_core::Message;
+    ///
+    /// let m = Message::new("{}").with_content_type("application/json");
+    /// assert_eq!(m.content_type(), Some("application/json"));
+    /// assert_eq!(m.header(pubsub_core::CONTENT_TYPE), Some("application/json"));
+    /// ```
+    pub fn with_content_type(self, content_type: impl Into<String>) -> Self {
+        self.with_header(CONTENT_TYPE, content_type)
+    }
+
+    /// Sets the payload's encoding (`gzip`, say), carried as the [`CONTENT_ENCODING`]
+    /// header, which AMQP sends as its `content_encoding` property.
+    pub fn with_content_encoding(self, content_encoding: impl Into<String>) -> Self {
+        self.with_header(CONTENT_ENCODING, content_encoding)
     }
 
     /// Sets the message id.
@@ -127,8 +160,21 @@ impl Message {
     }
 
     /// The priority, 0 to 9.
+    ///
+    /// A foreign AMQP message may carry up to 255: it arrives with priority 9, and
+    /// the value it came with in the [`ORIGINAL_PRIORITY`] header.
     pub fn priority(&self) -> u8 {
         self.meta.as_deref().map_or(0, |m| m.priority)
+    }
+
+    /// The payload's media type, if the publisher gave one.
+    pub fn content_type(&self) -> Option<&str> {
+        self.header(CONTENT_TYPE)
+    }
+
+    /// The payload's encoding, if the publisher gave one.
+    pub fn content_encoding(&self) -> Option<&str> {
+        self.header(CONTENT_ENCODING)
     }
 
     /// Decodes the payload as JSON. A failure is [`Error::Decode`] naming `topic`.

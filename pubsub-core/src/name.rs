@@ -75,6 +75,27 @@ pub fn validate_group(group: &str) -> Result<()> {
     })
 }
 
+/// The topic a reply to `address` is published to, on a backend whose reply
+/// addresses are topic names (in-process, Redis): an address that is no concrete
+/// topic name is [`Error::InvalidTopic`] naming it as a reply-to.
+///
+/// ```
+/// use pubsub_core::name::reply_topic;
+///
+/// assert_eq!(reply_topic("_inbox.1").unwrap().as_str(), "_inbox.1");
+/// let err = reply_topic("has space").unwrap_err().to_string();
+/// assert!(err.contains("reply-to has space"), "{err}");
+/// ```
+pub fn reply_topic(address: &str) -> Result<TopicName> {
+    TopicName::new(address).map_err(|e| match e {
+        Error::InvalidTopic { name, reason } => Error::InvalidTopic {
+            name: format!("reply-to {name}"),
+            reason,
+        },
+        other => other,
+    })
+}
+
 /// A concrete topic name, checked once: what publishing needs.
 ///
 /// Cheap to clone (one reference count). `*` and `#` segments make a pattern, not a

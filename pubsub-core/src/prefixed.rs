@@ -96,6 +96,11 @@ impl<B: Backend> Backend for Prefixed<B> {
         }))
     }
 
+    /// Addresses are the inner backend's own, made for a prefixed inbox already.
+    fn reply_publisher(&self, address: &str) -> Result<Arc<dyn Publisher>> {
+        self.inner.reply_publisher(address)
+    }
+
     async fn close(&self) -> Result<()> {
         self.inner.close().await
     }

@@ -1,5 +1,6 @@
-//! Request/reply over any backend: one private reply topic per bus, replies matched
-//! to their requests by correlation id.
+//! Request/reply over any backend: one private inbox per bus, replies matched to their
+//! requests by correlation id. The inbox's reply address is the backend's: the topic it
+//! subscribed, or one of the broker's own (AMQP's direct reply-to).
 
 use std::collections::HashMap;
 use std::future::Future;
@@ -14,10 +15,10 @@ use crate::{Delivery, Error, Message, Pattern, PubSub, Received, Result, Subscri
 
 type Pending = Arc<Mutex<HashMap<String, oneshot::Sender<Delivery>>>>;
 
-/// The bus's reply topic and the requests waiting on it. One subscription serves every
-/// request of the bus, so a request costs one publish, not a subscribe.
+/// The bus's reply address and the requests waiting on it. One subscription serves
+/// every request of the bus, so a request costs one publish, not a subscribe.
 pub(crate) struct Inbox {
-    topic: Arc<str>,
+    address: Arc<str>,
     pending: Pending,
     task: JoinHandle<()>,
 }
@@ -31,9 +32,10 @@ impl Inbox {
             .backend()
             .subscribe(
                 &Pattern::parse(Arc::clone(&topic))?,
-                SubscribeOptions::new(),
+                SubscribeOptions::new().inbox(),
             )
             .await?;
+        let address = replies.reply_address().map_or(topic, Arc::from);
         let pending = Pending::default();
         let waiting = Arc::clone(&pending);
         let task = tokio::spawn(async move {
@@ -54,7 +56,7 @@ impl Inbox {
             }
         });
         Ok(Inbox {
-            topic,
+            address,
             pending,
             task,
         })
@@ -69,7 +71,7 @@ impl Inbox {
         let (sender, reply) = oneshot::channel();
         lock(&self.pending).insert(id.clone(), sender);
         let message = message
-            .with_header(REPLY_TO, &*self.topic)
+            .with_header(REPLY_TO, &*self.address)
             .with_header(CORRELATION_ID, &id);
         let forget = Forget {
             pending: &self.pending,

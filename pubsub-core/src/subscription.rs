@@ -2,12 +2,14 @@
 
 use std::future::{poll_fn, Future};
 use std::pin::Pin;
+use std::sync::Arc;
 use std::task::{Context, Poll};
 
 use futures::future::BoxFuture;
 use futures::Stream;
 
 use crate::ring::RingReceiver;
+use crate::telemetry::Consumer;
 use crate::{Delivery, Message, PubSub, Received, Result, TopicName};
 
 type Unsubscribe = Box<dyn FnOnce() -> BoxFuture<'static, Result<()>> + Send>;
@@ -52,7 +54,11 @@ pub struct Subscription {
     guard: Option<Box<dyn Send + Sync>>,
     unsubscribe: Option<Unsubscribe>,
     rename: Option<Rename>,
-    replies: Option<PubSub>,
+    /// The bus that made this subscription, for replies, and what it knows for spans,
+    /// metrics and logs; absent for a backend's own subscriptions (a bus's inbox).
+    bus: Option<Box<(PubSub, Consumer)>>,
+    /// Where replies to this inbox go, when the backend gave it an address of its own.
+    reply_address: Option<Arc<str>>,
 }
 
 /// Where a subscription reads from.
@@ -86,7 +92,8 @@ impl Subscription {
             guard: None,
             unsubscribe: None,
             rename: None,
-            replies: None,
+            bus: None,
+            reply_address: None,
         }
     }
 
@@ -108,6 +115,33 @@ impl Subscription {
         self
     }
 
+    /// Gives an [`inbox`](crate::SubscribeOptions::inbox) subscription the address its
+    /// requests carry as their reply-to, which the backend's
+    /// [`reply_publisher`](crate::Backend::reply_publisher) reaches. For backends.
+    pub fn with_reply_address(mut self, address: impl Into<Arc<str>>) -> Self {
+        self.reply_address = Some(address.into());
+        self
+    }
+
+    /// The address replies to this inbox are sent to, if the backend gave it one.
+    ///
+    /// ```
+    /// use pubsub_core::{Backend, Pattern, SubscribeOptions};
+    ///
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> pubsub_core::Result<()> {
+    /// let backend = pubsub_local::LocalBackend::new();
+    /// let inbox = Pattern::parse("_inbox.1")?;
+    /// let sub = backend.subscribe(&inbox, SubscribeOptions::new().inbox()).await?;
+    /// // In-process, a reply address is the topic the inbox subscribed.
+    /// assert_eq!(sub.reply_address(), Some("_inbox.1"));
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub fn reply_address(&self) -> Option<&str> {
+        self.reply_address.as_deref()
+    }
+
     /// Transforms every delivery on its way out (a decorator renaming topics), after
     /// any transformation already set.
     pub fn map_deliveries(
@@ -121,8 +155,8 @@ impl Subscription {
         self
     }
 
-    pub(crate) fn with_replies(mut self, bus: PubSub) -> Self {
-        self.replies = Some(bus);
+    pub(crate) fn with_bus(mut self, bus: PubSub, consumer: Consumer) -> Self {
+        self.bus = Some(Box::new((bus, consumer)));
         self
     }
 
@@ -137,27 +171,29 @@ impl Subscription {
     }
 
     fn poll_item(&mut self, cx: &mut Context<'_>) -> Poll<Option<Received>> {
-        let mut delivery = match &mut self.source {
-            Source::Deliveries(receiver) => match receiver.poll_recv(cx) {
-                Poll::Ready(Some(Received::Message(delivery))) => delivery,
-                other => return other,
-            },
-            Source::Messages { receiver, topic } => match receiver.poll_recv(cx) {
-                Poll::Ready(Some(Received::Message(message))) => {
-                    Delivery::new(topic.clone(), message)
+        let received = match &mut self.source {
+            Source::Deliveries(receiver) => receiver.poll_recv(cx),
+            Source::Messages { receiver, topic } => receiver
+                .poll_recv(cx)
+                .map(|item| item.map(|r| r.map(|message| Delivery::new(topic.clone(), message)))),
+        };
+        let mut delivery = match received {
+            Poll::Ready(Some(Received::Message(delivery))) => delivery,
+            Poll::Ready(Some(Received::Signal(signal))) => {
+                if let Some(bus) = &self.bus {
+                    bus.1.signal(&signal);
                 }
-                Poll::Ready(Some(Received::Signal(signal))) => {
-                    return Poll::Ready(Some(Received::Signal(signal)))
-                }
-                Poll::Ready(None) => return Poll::Ready(None),
-                Poll::Pending => return Poll::Pending,
-            },
+                return Poll::Ready(Some(Received::Signal(signal)));
+            }
+            other => return other,
         };
         if let Some(rename) = &self.rename {
             delivery = rename(delivery);
         }
-        if let Some(bus) = &self.replies {
-            delivery.set_replies(bus);
+        if let Some(bus) = &self.bus {
+            let (bus, consumer) = &**bus;
+            let observed = consumer.received(&delivery);
+            delivery.set_bus(bus, observed);
         }
         Poll::Ready(Some(Received::Message(delivery)))
     }

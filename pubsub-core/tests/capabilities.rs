@@ -32,6 +32,10 @@ impl Backend for Bare {
         self.0.subscribe(pattern, options).await
     }
 
+    fn reply_publisher(&self, address: &str) -> Result<Arc<dyn Publisher>> {
+        self.0.reply_publisher(address)
+    }
+
     async fn close(&self) -> Result<()> {
         self.0.close().await
     }

@@ -19,6 +19,8 @@
 //! [`Capabilities`](crate::Capabilities) rule out are reported as ignored.
 
 pub mod cases;
+#[cfg(feature = "otel")]
+pub mod spans;
 mod suite;
 pub mod support;
 

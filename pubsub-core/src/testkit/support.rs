@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use futures::future::BoxFuture;
 
-use crate::{Delivery, PubSub, Received, Subscription};
+use crate::{Delivery, Error, PubSub, Received, Result, Subscription};
 
 /// How long a case waits for something that should happen.
 pub const PATIENCE: Duration = Duration::from_secs(10);
@@ -81,4 +81,60 @@ pub fn resident_bytes() -> std::io::Result<u64> {
         })
         .map(|kib| kib * 1024)
         .ok_or_else(|| std::io::Error::other("no VmRSS line in /proc/self/status"))
+}
+
+/// Awaits `connect`, which must fail at once (within 3 s, where a retried failure
+/// would wait out a connect timeout) with [`Error::Connection`] saying `expected`;
+/// returns the error's message.
+///
+/// ```
+/// use pubsub_core::{testkit::support::refused_at_once, Error};
+///
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() {
+/// let refused = async {
+///     Err::<(), _>(Error::Connection { message: "certificate expired".into(), source: None })
+/// };
+/// assert_eq!(refused_at_once("expired", refused).await, "connection error: certificate expired");
+/// # }
+/// ```
+pub async fn refused_at_once<T>(
+    expected: &str,
+    connect: impl Future<Output = Result<T>>,
+) -> String {
+    let started = std::time::Instant::now();
+    let error = match connect.await {
+        Ok(_) => panic!("{expected}: connected, though it should be refused"),
+        Err(error) => error,
+    };
+    let message = error.to_string();
+    assert!(
+        matches!(error, Error::Connection { .. }),
+        "{expected}: {error:?}"
+    );
+    assert!(message.contains(expected), "{expected}: {message}");
+    assert!(
+        started.elapsed() < Duration::from_secs(3),
+        "{expected}: refused after {:?}, not at once",
+        started.elapsed()
+    );
+    message
+}
+
+/// Sends this process's logs to the output of the test that runs, which libtest shows
+/// when the test fails: a fault test that fails says what the library saw. `RUST_LOG`
+/// chooses what is logged, `default` when it is not set (e.g. `"pubsub_amqp=debug"`).
+/// Later calls in the same process do nothing.
+///
+/// ```
+/// pubsub_core::testkit::support::logs_in_test_output("pubsub_core=debug");
+/// tracing::debug!("shown if the test fails");
+/// ```
+pub fn logs_in_test_output(default: &str) {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default));
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_test_writer()
+        .try_init();
 }
