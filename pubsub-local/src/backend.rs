@@ -4,7 +4,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, RwLock, RwLockWriteGuard, Weak};
 
 use async_trait::async_trait;
-use pubsub_core::backend::{Backend, Capabilities, PublishOptions, Publisher, Publishing};
+use pubsub_core::backend::{system, Backend, Capabilities, PublishOptions, Publisher, Publishing};
 use pubsub_core::ring;
 use pubsub_core::{Error, Message, Pattern, Result, SubscribeOptions, Subscription, TopicName};
 
@@ -136,6 +136,7 @@ impl LocalBackend {
 impl Backend for LocalBackend {
     fn capabilities(&self) -> Capabilities {
         Capabilities::new()
+            .system(system::IN_PROCESS)
             .groups(true)
             .acks(true)
             .priorities(true)
@@ -186,7 +187,17 @@ impl Backend for LocalBackend {
             id,
             shared: Arc::downgrade(&self.shared),
         };
-        Ok(subscription.with_guard(registration))
+        let subscription = subscription.with_guard(registration);
+        Ok(match options.inbox {
+            // Replies are published to the topic the inbox subscribed.
+            true => subscription.with_reply_address(pattern.as_str()),
+            false => subscription,
+        })
+    }
+
+    /// A reply address here is a topic name: the reply is a publish to it.
+    fn reply_publisher(&self, address: &str) -> Result<Arc<dyn Publisher>> {
+        self.publisher(&pubsub_core::name::reply_topic(address)?)
     }
 
     async fn close(&self) -> Result<()> {
