@@ -2,12 +2,14 @@
 
 use std::sync::Arc;
 
-use pubsub_core::backend::{Backend, Capabilities, Publisher};
+use pubsub_core::backend::{system, Backend, Capabilities, Publisher};
 use pubsub_core::{async_trait, Error, Pattern, Result, SubscribeOptions, Subscription, TopicName};
 
-use crate::errors::convert;
+use crate::cluster::{Cluster, ClusterPublisher};
 use crate::options::Endpoint;
 use crate::publisher::{ChannelPublisher, Link, LinkOptions};
+use crate::replay::Replay;
+use crate::streams::{StreamPublisher, Streams};
 use crate::subscriber::Subscriber;
 use crate::RedisBuilder;
 
@@ -28,12 +30,24 @@ const MAX_PAYLOAD: usize = 512 * 1024 * 1024;
 /// # Ok(())
 /// # }
 /// ```
+#[derive(Clone)]
 pub struct RedisBackend {
-    link: Arc<Link>,
+    mode: Mode,
     prefix: Arc<str>,
     raw: bool,
     buffer: usize,
 }
+
+/// PubSub channels or Streams.
+#[derive(Clone)]
+enum Mode {
+    PubSub(Arc<Link>),
+    Cluster(Arc<Cluster>),
+    Streams(Arc<Streams>),
+}
+
+/// Unsettled messages a group member holds, unless its options say otherwise.
+const DEFAULT_PREFETCH: usize = 16;
 
 impl RedisBackend {
     /// Connects to `url` (`redis://[user[:password]@]host[:port][/db]`, or
@@ -58,8 +72,43 @@ impl RedisBackend {
         Self::builder(url).connect_lazy()
     }
 
+    /// In Streams mode, a broadcast subscription to `topic` that first reads the
+    /// entries still in the stream after `from`, then what comes: a replay. Other
+    /// modes answer [`Error::Unsupported`].
+    ///
+    /// ```no_run
+    /// use pubsub_redis::{RedisBackend, Replay};
+    ///
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> pubsub_core::Result<()> {
+    /// let backend = RedisBackend::builder("redis://127.0.0.1/").streams(true).connect().await?;
+    /// let mut history = backend.replay("sync.alice", Replay::All).await?;
+    /// let bus = pubsub_core::PubSub::new(backend.clone());
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub async fn replay(&self, topic: &str, from: Replay) -> Result<Subscription> {
+        let Mode::Streams(streams) = &self.mode else {
+            return Err(Error::Unsupported(
+                "replay needs Streams mode (RedisBuilder::streams): PubSub keeps nothing".into(),
+            ));
+        };
+        let topic = TopicName::new(topic)?;
+        streams
+            .subscribe(topic, self.buffer, Some(from.start_id()))
+            .await
+    }
+
     pub(crate) async fn open(options: RedisBuilder) -> Result<Self> {
         let endpoint = options.endpoint()?;
+        if options.streams.is_some() {
+            let streams = Streams::connect(&options, &endpoint).await?;
+            return Ok(Self::assemble(options, Mode::Streams(Arc::new(streams))));
+        }
+        if options.is_cluster() {
+            let cluster = Cluster::connect(&options, &endpoint).await?;
+            return Ok(Self::assemble(options, Mode::Cluster(Arc::new(cluster))));
+        }
         let subscriber = subscriber(&options, &endpoint)?;
         let link = Link::connect(
             &endpoint,
@@ -68,19 +117,28 @@ impl RedisBackend {
             subscriber,
         )
         .await?;
-        Ok(Self::assemble(options, link))
+        Ok(Self::assemble(options, Mode::PubSub(Arc::new(link))))
     }
 
     pub(crate) fn open_lazy(options: RedisBuilder) -> Result<Self> {
         let endpoint = options.endpoint()?;
+        if options.is_cluster() {
+            return Err(Error::Unsupported(
+                "connect_lazy is not offered on a Redis Cluster: use connect".into(),
+            ));
+        }
+        if options.streams.is_some() {
+            let streams = Streams::lazy(&options, &endpoint)?;
+            return Ok(Self::assemble(options, Mode::Streams(Arc::new(streams))));
+        }
         let subscriber = subscriber(&options, &endpoint)?;
         let link = Link::lazy(&endpoint, link_options(&options), subscriber)?;
-        Ok(Self::assemble(options, link))
+        Ok(Self::assemble(options, Mode::PubSub(Arc::new(link))))
     }
 
-    fn assemble(options: RedisBuilder, link: Link) -> Self {
+    fn assemble(options: RedisBuilder, mode: Mode) -> Self {
         RedisBackend {
-            link: Arc::new(link),
+            mode,
             prefix: options.prefix,
             raw: options.raw,
             buffer: options.buffer,
@@ -89,13 +147,13 @@ impl RedisBackend {
 }
 
 fn subscriber(options: &RedisBuilder, endpoint: &Endpoint) -> Result<Subscriber> {
-    let client = redis::Client::open(endpoint.subscribe.clone())
-        .map_err(|e| convert(&format!("cannot use {}", endpoint.shown), e))?;
+    let client = endpoint.client(&endpoint.subscribe)?;
     Ok(Subscriber::new(
         client,
         Arc::clone(&options.prefix),
         options.raw,
         options.backoff.clone(),
+        endpoint.shown.clone(),
     ))
 }
 
@@ -111,19 +169,39 @@ fn link_options(options: &RedisBuilder) -> LinkOptions {
 #[async_trait]
 impl Backend for RedisBackend {
     fn capabilities(&self) -> Capabilities {
-        Capabilities::new()
-            .patterns(true)
+        let caps = Capabilities::new()
+            .system(system::REDIS)
             .headers(!self.raw)
-            .no_responders(true)
-            .max_payload(Some(MAX_PAYLOAD))
+            .max_payload(Some(MAX_PAYLOAD));
+        match self.mode {
+            Mode::PubSub(_) => caps.patterns(true).no_responders(true),
+            // Other nodes' pattern subscribers are not counted by a PUBLISH.
+            Mode::Cluster(ref cluster) => caps.patterns(cluster.patterns()),
+            // A stream is one key: no command reads the keys of a pattern. Entries are
+            // read in order, so priorities travel but do not reorder.
+            Mode::Streams(_) => caps.groups(true).acks(true).persistence(true),
+        }
     }
 
     fn publisher(&self, topic: &TopicName) -> Result<Arc<dyn Publisher>> {
-        if self.link.is_closed() {
-            return Err(Error::Closed);
+        match &self.mode {
+            Mode::PubSub(link) if link.is_closed() => Err(Error::Closed),
+            Mode::Streams(streams) if streams.is_closed() => Err(Error::Closed),
+            Mode::Cluster(cluster) if cluster.is_closed() => Err(Error::Closed),
+            Mode::Cluster(cluster) => Ok(Arc::new(ClusterPublisher::new(
+                Arc::clone(cluster),
+                &self.prefix,
+                topic,
+            ))),
+            Mode::PubSub(link) => Ok(Arc::new(ChannelPublisher::new(
+                Arc::clone(link),
+                &self.prefix,
+                topic,
+            ))),
+            Mode::Streams(streams) => {
+                Ok(Arc::new(StreamPublisher::new(Arc::clone(streams), topic)))
+            }
         }
-        let link = Arc::clone(&self.link);
-        Ok(Arc::new(ChannelPublisher::new(link, &self.prefix, topic)))
     }
 
     async fn subscribe(
@@ -131,15 +209,60 @@ impl Backend for RedisBackend {
         pattern: &Pattern,
         options: SubscribeOptions,
     ) -> Result<Subscription> {
-        if self.link.is_closed() {
-            return Err(Error::Closed);
-        }
         let buffer = options.buffer.unwrap_or(self.buffer);
-        self.link.subscriber.subscribe(pattern, buffer).await
+        // Replies to an inbox are published to the topic it subscribed.
+        let reply_address = options.inbox.then(|| pattern.as_str());
+        let subscription = match &self.mode {
+            Mode::PubSub(link) => {
+                if link.is_closed() {
+                    return Err(Error::Closed);
+                }
+                link.subscriber.subscribe(pattern, buffer).await
+            }
+            Mode::Cluster(cluster) => {
+                if cluster.is_closed() {
+                    return Err(Error::Closed);
+                }
+                cluster.subscribe(pattern, buffer).await
+            }
+            Mode::Streams(streams) => {
+                if streams.is_closed() {
+                    return Err(Error::Closed);
+                }
+                let Some(topic) = pattern.as_name() else {
+                    return Err(Error::Unsupported(
+                        "Redis Streams mode cannot subscribe to a pattern: a stream is one \
+                         key, and no command reads the streams of a pattern"
+                            .into(),
+                    ));
+                };
+                match options.group {
+                    Some(group) => {
+                        let prefetch = options.prefetch.map_or(DEFAULT_PREFETCH, usize::from);
+                        streams.subscribe_group(topic, &group, prefetch).await
+                    }
+                    None => streams.subscribe(topic, buffer, None).await,
+                }
+            }
+        }?;
+        Ok(match reply_address {
+            Some(address) => subscription.with_reply_address(address),
+            None => subscription,
+        })
+    }
+
+    /// A reply address here is a topic name (see the crate docs): the reply is a
+    /// publish to it.
+    fn reply_publisher(&self, address: &str) -> Result<Arc<dyn Publisher>> {
+        self.publisher(&pubsub_core::name::reply_topic(address)?)
     }
 
     async fn close(&self) -> Result<()> {
-        self.link.close();
+        match &self.mode {
+            Mode::PubSub(link) => link.close(),
+            Mode::Cluster(cluster) => cluster.close(),
+            Mode::Streams(streams) => streams.close(),
+        }
         Ok(())
     }
 }
@@ -147,7 +270,14 @@ impl Backend for RedisBackend {
 impl std::fmt::Debug for RedisBackend {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("RedisBackend")
-            .field("link", &self.link)
+            .field(
+                "mode",
+                match &self.mode {
+                    Mode::PubSub(link) => link as &dyn std::fmt::Debug,
+                    Mode::Cluster(cluster) => cluster,
+                    Mode::Streams(streams) => streams,
+                },
+            )
             .field("prefix", &self.prefix)
             .field("buffer", &self.buffer)
             .finish()

@@ -16,7 +16,7 @@ use tokio::sync::{mpsc, oneshot};
 
 use crate::errors::{convert, is_transient};
 use crate::publisher::CONNECTION_TIMEOUT;
-use crate::registry::Key;
+use crate::registry::{deliver_push, Key};
 use crate::subscriber::Shared;
 
 /// What a subscribe, an unsubscribe or the connection asks of the driver.
@@ -43,42 +43,26 @@ struct Router {
 
 impl AsyncPushSender for Router {
     fn send(&self, info: PushInfo) -> Result<(), SendError> {
-        let mut data = info.data.into_iter().map(|v| match v {
-            Value::BulkString(bytes) => Some(bytes),
-            _ => None,
-        });
-        let mut next = || data.next().flatten();
         let (prefix, raw) = (&*self.shared.prefix, self.shared.raw);
-        match info.kind {
-            PushKind::Message => {
-                if let (Some(channel), Some(payload)) = (next(), next()) {
-                    let registry = self.shared.registry();
-                    registry.dispatch(None, &channel, payload, prefix, raw);
-                }
+        let Some(kind) = deliver_push(info, prefix, raw, || self.shared.registry()) else {
+            return Ok(());
+        };
+        if kind != PushKind::Disconnection {
+            return Ok(());
+        }
+        let current = self.shared.generation.load(Ordering::Acquire) == self.generation;
+        let mut registry = self.shared.registry();
+        if current {
+            registry.live = false;
+            if !registry.is_empty() {
+                // At once, not when the driver gets to it: publishes must wait
+                // from now on.
+                self.shared.ready.set(false);
             }
-            PushKind::PMessage => {
-                if let (Some(glob), Some(channel), Some(payload)) = (next(), next(), next()) {
-                    let registry = self.shared.registry();
-                    registry.dispatch(Some(&glob), &channel, payload, prefix, raw);
-                }
-            }
-            PushKind::Disconnection => {
-                let current = self.shared.generation.load(Ordering::Acquire) == self.generation;
-                let mut registry = self.shared.registry();
-                if current {
-                    registry.live = false;
-                    if !registry.is_empty() {
-                        // At once, not when the driver gets to it: publishes must wait
-                        // from now on.
-                        self.shared.ready.set(false);
-                    }
-                }
-                drop(registry);
-                if let Some(events) = self.events.upgrade() {
-                    let _ = events.send(Command::Lost(self.generation));
-                }
-            }
-            _ => {}
+        }
+        drop(registry);
+        if let Some(events) = self.events.upgrade() {
+            let _ = events.send(Command::Lost(self.generation));
         }
         Ok(())
     }
@@ -97,6 +81,8 @@ pub(crate) struct Driver {
     /// once it is back.
     lost: bool,
     backoff: Backoff,
+    /// The URL, without its password, for messages.
+    shown: String,
 }
 
 impl Driver {
@@ -106,6 +92,7 @@ impl Driver {
         events: mpsc::WeakUnboundedSender<Command>,
         commands: mpsc::UnboundedReceiver<Command>,
         backoff: Backoff,
+        shown: String,
     ) -> Self {
         Driver {
             shared,
@@ -116,6 +103,7 @@ impl Driver {
             active: HashSet::new(),
             lost: false,
             backoff,
+            shown,
         }
     }
 
@@ -139,9 +127,7 @@ impl Driver {
 
     async fn handle(&mut self, command: Command) {
         match command {
-            Command::Subscribe(key, reply) => {
-                let _ = reply.send(self.subscribe(key).await);
-            }
+            Command::Subscribe(key, reply) => self.subscribe(key, reply).await,
             Command::Release(key) => {
                 if self.shared.registry().contains(&key) || !self.active.remove(&key) {
                     return;
@@ -178,11 +164,42 @@ impl Driver {
         }
     }
 
-    async fn subscribe(&mut self, key: Key) -> Result<()> {
+    /// Subscribes `key` and answers `reply`. While Redis is unreachable the
+    /// subscription is returned at once with a gap signal saying so, and subscribed
+    /// with every other key once the connection is made (publishes of this bus wait
+    /// for that, up to their timeout).
+    async fn subscribe(&mut self, key: Key, reply: oneshot::Sender<Result<()>>) {
         loop {
-            let mut connection = self.connect(true).await?;
+            let mut connection = match self.connection.clone() {
+                Some(connection) => connection,
+                None => match self.attempt().await {
+                    Ok(connection) => connection,
+                    Err(e) if is_transient(&e) => {
+                        self.shared.registry().gap_key(
+                            &key,
+                            &format!(
+                                "Redis at {} is unreachable ({e}); the subscription is made \
+                                 as soon as it answers, and what is published before that \
+                                 is missed",
+                                self.shown
+                            ),
+                        );
+                        tracing::warn!(error = %e, "redis subscriber connection failed; retrying");
+                        self.lost = true;
+                        let _ = reply.send(Ok(()));
+                        self.recover().await;
+                        return;
+                    }
+                    Err(e) => {
+                        let failed = convert("cannot open the subscriber connection", e);
+                        let _ = reply.send(Err(failed));
+                        return;
+                    }
+                },
+            };
             if self.active.contains(&key) {
-                return Ok(());
+                let _ = reply.send(Ok(()));
+                return;
             }
             let done = match &key {
                 Key::Channel(name) => connection.subscribe(&**name).await,
@@ -191,11 +208,15 @@ impl Driver {
             match done {
                 Ok(()) => {
                     self.active.insert(key);
-                    return Ok(());
+                    let _ = reply.send(Ok(()));
+                    return;
                 }
                 // Reconnecting resubscribes this key too.
                 Err(e) if is_transient(&e) => self.lose(),
-                Err(e) => return Err(convert("subscribe", e)),
+                Err(e) => {
+                    let _ = reply.send(Err(convert("subscribe", e)));
+                    return;
+                }
             }
         }
     }
@@ -203,7 +224,7 @@ impl Driver {
     /// Reconnects if subscriptions wait for it.
     async fn recover(&mut self) {
         if self.connection.is_none() && !self.shared.registry().is_empty() {
-            let _ = self.connect(false).await;
+            self.connect().await;
         }
     }
 
@@ -219,36 +240,15 @@ impl Driver {
     }
 
     /// The live connection, or a new one with every key resubscribed. Retries broken
-    /// connections forever (closing the bus ends that); other errors are returned when
-    /// `fail_fast`, else retried too.
-    async fn connect(&mut self, fail_fast: bool) -> Result<MultiplexedConnection> {
+    /// connections forever (closing the bus ends that), other errors too.
+    async fn connect(&mut self) -> MultiplexedConnection {
         if let Some(connection) = &self.connection {
-            return Ok(connection.clone());
+            return connection.clone();
         }
         let mut backoff = self.backoff.clone();
         loop {
-            let keys = self.shared.registry().keys();
-            match self.open(&keys).await {
-                Ok(connection) => {
-                    self.active = keys.into_iter().collect();
-                    self.connection = Some(connection.clone());
-                    let mut registry = self.shared.registry();
-                    if std::mem::take(&mut self.lost) {
-                        registry.gap(
-                            "the connection to Redis was lost and re-established; \
-                             messages published in between may have been missed",
-                        );
-                        tracing::info!("redis subscriber connection re-established");
-                    }
-                    // Keys registered while this connection was opened are not on it
-                    // yet, but their subscribe has not returned either.
-                    registry.live = true;
-                    self.shared.ready.set(true);
-                    return Ok(connection);
-                }
-                Err(e) if fail_fast && !is_transient(&e) => {
-                    return Err(convert("cannot open the subscriber connection", e));
-                }
+            match self.attempt().await {
+                Ok(connection) => return connection,
                 Err(e) => {
                     let delay = backoff.next_delay();
                     tracing::warn!(error = %e, ?delay, "redis subscriber connection failed; retrying");
@@ -256,6 +256,27 @@ impl Driver {
                 }
             }
         }
+    }
+
+    /// One attempt to open a connection with every key subscribed.
+    async fn attempt(&mut self) -> RedisResult<MultiplexedConnection> {
+        let keys = self.shared.registry().keys();
+        let connection = self.open(&keys).await?;
+        self.active = keys.into_iter().collect();
+        self.connection = Some(connection.clone());
+        let mut registry = self.shared.registry();
+        if std::mem::take(&mut self.lost) {
+            registry.gap(
+                "the connection to Redis was lost and re-established; \
+                 messages published in between may have been missed",
+            );
+            tracing::info!("redis subscriber connection re-established");
+        }
+        // Keys registered while this connection was opened are not on it
+        // yet, but their subscribe has not returned either.
+        registry.live = true;
+        self.shared.ready.set(true);
+        Ok(connection)
     }
 
     async fn open(&self, keys: &[Key]) -> RedisResult<MultiplexedConnection> {

@@ -31,7 +31,40 @@ pub(crate) fn convert(what: &str, e: RedisError) -> Error {
 /// connection, or `deadline` passes, waiting between attempts as `backoff` says.
 pub(crate) async fn retry<T, F, Fut>(
     deadline: tokio::time::Instant,
+    backoff: pubsub_core::backoff::Backoff,
+    attempt: F,
+) -> redis::RedisResult<T>
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = redis::RedisResult<T>>,
+{
+    retry_while(deadline, backoff, is_transient, attempt).await
+}
+
+/// [`retry`] for a first connection: a refused one fails at once, since nothing
+/// listens there (a server restarting is what later reconnections wait for), and so
+/// does one whose server certificate was refused.
+pub(crate) async fn retry_connect<T, F, Fut>(
+    deadline: tokio::time::Instant,
+    backoff: pubsub_core::backoff::Backoff,
+    attempt: F,
+) -> redis::RedisResult<T>
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = redis::RedisResult<T>>,
+{
+    let retriable = |e: &RedisError| {
+        is_transient(e)
+            && !e.is_connection_refusal()
+            && pubsub_core::tls::certificate_problem(e).is_none()
+    };
+    retry_while(deadline, backoff, retriable, attempt).await
+}
+
+async fn retry_while<T, F, Fut>(
+    deadline: tokio::time::Instant,
     mut backoff: pubsub_core::backoff::Backoff,
+    retriable: impl Fn(&RedisError) -> bool,
     mut attempt: F,
 ) -> redis::RedisResult<T>
 where
@@ -40,7 +73,7 @@ where
 {
     loop {
         match attempt().await {
-            Err(e) if is_transient(&e) && !is_auth(&e) => {
+            Err(e) if retriable(&e) && !is_auth(&e) => {
                 let now = tokio::time::Instant::now();
                 if now >= deadline {
                     return Err(e);

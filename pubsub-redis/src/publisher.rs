@@ -12,8 +12,9 @@ use redis::aio::{ConnectionManager, ConnectionManagerConfig};
 use redis::{Client, Cmd, RedisResult};
 use tokio::time::Instant;
 
+use crate::diagnose::connect_error;
 use crate::envelope;
-use crate::errors::{convert, is_transient, retry};
+use crate::errors::{convert, is_transient, retry_connect};
 use crate::options::Endpoint;
 use crate::subscriber::Subscriber;
 
@@ -49,11 +50,13 @@ impl Link {
     ) -> Result<Self> {
         let client = client(endpoint)?;
         let deadline = Instant::now() + budget;
-        let connection = retry(deadline, options.backoff.clone(), || {
+        let attempt = retry_connect(deadline, options.backoff.clone(), || {
             ConnectionManager::new_with_config(client.clone(), config(options.publish_timeout))
-        })
-        .await
-        .map_err(|e| convert(&format!("cannot connect to {}", endpoint.shown), e))?;
+        });
+        let connection = match attempt.await {
+            Ok(connection) => connection,
+            Err(e) => return Err(connect_error(&endpoint.shown, &endpoint.publish, e).await),
+        };
         Ok(Self::new(endpoint, connection, options, subscriber))
     }
 
@@ -211,14 +214,13 @@ impl Publisher for ChannelPublisher {
     }
 }
 
-fn client(endpoint: &Endpoint) -> Result<Client> {
-    Client::open(endpoint.publish.clone())
-        .map_err(|e| convert(&format!("cannot use {}", endpoint.shown), e))
+pub(crate) fn client(endpoint: &Endpoint) -> Result<Client> {
+    endpoint.client(&endpoint.publish)
 }
 
 /// One attempt per reconnection: the publish loop does the waiting, with its own
 /// deadline.
-fn config(response_timeout: Duration) -> ConnectionManagerConfig {
+pub(crate) fn config(response_timeout: Duration) -> ConnectionManagerConfig {
     ConnectionManagerConfig::new()
         .set_number_of_retries(0)
         .set_connection_timeout(Some(CONNECTION_TIMEOUT))

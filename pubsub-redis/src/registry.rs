@@ -3,10 +3,12 @@
 
 use std::collections::hash_map::Entry::{Occupied, Vacant};
 use std::collections::HashMap;
-use std::sync::Arc;
+use std::sync::{Arc, MutexGuard};
 
 use pubsub_core::ring::RingSender;
 use pubsub_core::{Bytes, Delivery, Message, Pattern, TopicName};
+
+use redis::{PushInfo, PushKind, Value};
 
 use crate::{envelope, glob};
 
@@ -154,6 +156,17 @@ impl Registry {
         }
     }
 
+    /// Tells the subscriptions of `key` that messages may have been missed.
+    pub(crate) fn gap_key(&self, key: &Key, reason: &str) {
+        let listeners = match key {
+            Key::Channel(name) => self.channels.get(name),
+            Key::Glob(glob) => self.globs.get(glob),
+        };
+        for entry in listeners.into_iter().flat_map(|l| &l.entries) {
+            entry.ring.gap(reason);
+        }
+    }
+
     /// Ends every subscription: dropping its ring's sender closes it.
     pub(crate) fn clear(&mut self) {
         self.channels.clear();
@@ -171,16 +184,16 @@ impl Registry {
         prefix: &str,
         raw: bool,
     ) {
-        let Ok(channel) = std::str::from_utf8(channel) else {
-            return;
-        };
         let (listeners, topic) = match glob.map(std::str::from_utf8) {
-            None => match self.channels.get(channel) {
-                Some(listeners) => (listeners, listeners.topic.clone()),
-                None => return,
+            None => match std::str::from_utf8(channel).map(|c| self.channels.get(c)) {
+                Ok(Some(listeners)) => (listeners, listeners.topic.clone()),
+                _ => return,
             },
             Some(Ok(glob)) => match self.globs.get(glob) {
-                Some(listeners) => (listeners, glob_topic(channel, prefix)),
+                Some(listeners) => match glob_topic(channel, prefix) {
+                    Ok(topic) => (listeners, Some(topic)),
+                    Err(why) => return listeners.skipped(channel, prefix, &why),
+                },
                 None => return,
             },
             Some(Err(_)) => return,
@@ -206,15 +219,67 @@ impl Registry {
     }
 }
 
-/// The topic of a channel that matched a glob: the channel without the prefix, if it
-/// is a valid topic name (a foreign publisher may use any channel name).
-fn glob_topic(channel: &str, prefix: &str) -> Option<TopicName> {
-    let topic = channel.strip_prefix(prefix)?;
-    match TopicName::new(topic) {
-        Ok(topic) => Some(topic),
-        Err(e) => {
-            tracing::debug!(channel, error = %e, "redis message on a channel that is no topic name; skipped");
+/// Hands a push that carries a message (`message`, `smessage`, `pmessage`) to the
+/// subscriptions, locking the registry only then; any other push's kind is returned
+/// for the connection's own handling. Every connection's push sender starts here.
+pub(crate) fn deliver_push<'a>(
+    info: PushInfo,
+    prefix: &str,
+    raw: bool,
+    registry: impl FnOnce() -> MutexGuard<'a, Registry>,
+) -> Option<PushKind> {
+    let mut data = info.data.into_iter().map(|v| match v {
+        Value::BulkString(bytes) => Some(bytes),
+        _ => None,
+    });
+    let mut next = || data.next().flatten();
+    match info.kind {
+        PushKind::Message | PushKind::SMessage => {
+            if let (Some(channel), Some(payload)) = (next(), next()) {
+                registry().dispatch(None, &channel, payload, prefix, raw);
+            }
             None
+        }
+        PushKind::PMessage => {
+            if let (Some(glob), Some(channel), Some(payload)) = (next(), next(), next()) {
+                registry().dispatch(Some(&glob), &channel, payload, prefix, raw);
+            }
+            None
+        }
+        other => Some(other),
+    }
+}
+
+/// The topic of a channel that matched a glob: the channel without the prefix, if it
+/// is a valid topic name (a foreign publisher may use any channel name), or why not.
+fn glob_topic(channel: &[u8], prefix: &str) -> Result<TopicName, String> {
+    let channel = std::str::from_utf8(channel).map_err(|_| "it is not UTF-8".to_owned())?;
+    let topic = channel
+        .strip_prefix(prefix)
+        .ok_or_else(|| format!("it does not start with the prefix {prefix:?}"))?;
+    TopicName::new(topic).map_err(|error| error.to_string())
+}
+
+impl Listeners {
+    /// A message on `channel`, which is no topic name (`why`), matched this glob:
+    /// each subscription it was for is told with a gap, as it missed a message.
+    fn skipped(&self, channel: &[u8], prefix: &str, why: &str) {
+        let channel = String::from_utf8_lossy(channel);
+        let unprefixed = channel.strip_prefix(prefix).unwrap_or(&channel);
+        let shown: String = channel.chars().take(80).collect();
+        tracing::debug!(channel = %shown, why, "redis message on a channel that is no topic name; skipped");
+        let reason = format!(
+            "a message on the Redis channel {shown:?}{} was skipped: the channel is no topic \
+             name ({why})",
+            if shown.len() < channel.len() {
+                "..."
+            } else {
+                ""
+            }
+        );
+        let wanted = |entry: &&Entry| entry.filter.as_ref().is_none_or(|f| f.matches(unprefixed));
+        for entry in self.entries.iter().filter(wanted) {
+            entry.ring.gap(reason.clone());
         }
     }
 }
@@ -223,7 +288,7 @@ fn glob_topic(channel: &str, prefix: &str) -> Option<TopicName> {
 mod tests {
     use futures::FutureExt;
     use pubsub_core::ring::{self, RingReceiver};
-    use pubsub_core::Received;
+    use pubsub_core::{Received, Signal};
 
     use super::*;
 
@@ -271,10 +336,16 @@ mod tests {
                 false,
             );
         };
-        // The glob `p:a.*` matches all of these; the pattern only the first.
+        // The glob `p:a.*` matches all of these; the pattern not `a.b.c`, and `a.b c`
+        // is no topic name: a gap says it was skipped.
         arrive(&registry, "p:a.b.c");
         arrive(&registry, "p:a.b c");
         arrive(&registry, "p:a.b");
+        let skipped = star.recv().now_or_never().flatten();
+        assert!(
+            matches!(&skipped, Some(Received::Signal(Signal::Gap { reason })) if reason.contains("\"p:a.b c\"")),
+            "{skipped:?}"
+        );
         assert_eq!(topic_of(star.recv().now_or_never()), Some("a.b".into()));
         assert_eq!(topic_of(star.recv().now_or_never()), None);
     }

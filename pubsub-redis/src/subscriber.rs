@@ -67,7 +67,13 @@ pub(crate) struct Subscriber {
 
 impl Subscriber {
     /// Starts the driver task, which connects on the first subscribe.
-    pub(crate) fn new(client: Client, prefix: Arc<str>, raw: bool, backoff: Backoff) -> Self {
+    pub(crate) fn new(
+        client: Client,
+        prefix: Arc<str>,
+        raw: bool,
+        backoff: Backoff,
+        shown: String,
+    ) -> Self {
         let shared = Arc::new(Shared {
             registry: Mutex::default(),
             prefix,
@@ -83,6 +89,7 @@ impl Subscriber {
             commands.downgrade(),
             receiver,
             backoff,
+            shown,
         );
         tokio::spawn(driver.run());
         Subscriber { shared, commands }

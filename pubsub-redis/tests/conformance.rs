@@ -1,6 +1,7 @@
 //! The whole conformance suite against one private `redis-server`: plainly, in raw
-//! mode, and with a channel prefix (glob characters in it, so that escaping is exercised too). Cases
-//! Redis PubSub cannot run (groups, acks, priorities) are listed as ignored.
+//! mode, with a channel prefix (glob characters in it, so that escaping is exercised too),
+//! and in Streams mode. Cases a mode cannot run (PubSub: groups, acks, priorities;
+//! Streams: patterns, priorities, no-responders) are listed as ignored.
 
 use std::sync::LazyLock;
 
@@ -32,10 +33,21 @@ async fn prefixed() -> PubSub {
     connect(RedisBackend::builder(&SERVER.url()).prefix("tenant[a]:")).await
 }
 
+/// Streams mode: groups, acks, nack, dead members and persistence; no patterns.
+async fn streams() -> PubSub {
+    connect(
+        RedisBackend::builder(&SERVER.url())
+            .streams(true)
+            .prefix("streams:"),
+    )
+    .await
+}
+
 fn main() -> std::process::ExitCode {
     pubsub_core::testkit::Conformance::new()
         .backend("redis", plain)
         .backend("redis-prefixed", prefixed)
         .backend("redis-raw", raw)
+        .backend("redis-streams", streams)
         .run()
 }

@@ -136,12 +136,14 @@ async fn default_mode_sends_plain_messages_bare_too() {
     let server = RedisServer::start();
     let bus = bus(&server, false).await;
     let json = r#"{"task":"d7a5"}"#;
+    // Message::json sets no content type, which would need the envelope.
+    let value: serde_json::Value = serde_json::from_str(json).unwrap();
     let lines = cli_reads(
         &server,
         &bus,
         &["SUBSCRIBE", "changed_task.alice"],
         "changed_task.alice",
-        Message::new(json),
+        Message::json(&value).unwrap(),
     )
     .await;
     assert_eq!(lines, ["message", "changed_task.alice", json]);
@@ -155,7 +157,9 @@ async fn headers_survive_between_our_buses_and_lookalike_payloads_too() {
     let message = Message::new("x")
         .with_header("initiator", "w1")
         .with_id("m-7")
-        .with_priority(3);
+        .with_priority(3)
+        .with_content_type("application/json")
+        .with_content_encoding("gzip");
     a.topic("__general__")
         .publish_message(message)
         .await
@@ -164,6 +168,10 @@ async fn headers_survive_between_our_buses_and_lookalike_payloads_too() {
     assert_eq!(
         (d.header("initiator"), d.id(), d.priority()),
         (Some("w1"), Some("m-7"), 3)
+    );
+    assert_eq!(
+        (d.content_type(), d.content_encoding()),
+        (Some("application/json"), Some("gzip"))
     );
 
     let lookalike = b"\x00PS\x01rest".to_vec();

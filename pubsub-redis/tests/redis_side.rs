@@ -1,12 +1,13 @@
 //! What Redis itself sees: one (P)SUBSCRIBE per channel or glob however many local
-//! subscriptions share it, released with the last one; prefixes; escaped globs. Each
-//! test has a server of its own, since some count what the whole server holds.
+//! subscriptions share it, released with the last one; prefixes; escaped globs;
+//! foreign channels that are no topic names. Each test has a server of its own, since
+//! some count what the whole server holds.
 
 mod support;
 
 use pubsub_brokers::RedisServer;
-use pubsub_core::testkit::support::{next, within};
-use pubsub_core::{Message, PubSub};
+use pubsub_core::testkit::support::{next, next_item, within};
+use pubsub_core::{Message, PubSub, Received, Signal};
 use pubsub_redis::RedisBackend;
 use support::{redis_cli, redis_cli_subscriber};
 
@@ -83,4 +84,36 @@ async fn the_prefix_is_on_the_wire_and_escaped_in_globs() {
     .await;
     let d = next(&mut sub, "escaped glob").await;
     assert_eq!(d.payload().as_ref(), b"ours");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_foreign_channel_that_is_no_topic_name_is_a_gap_never_a_topic() {
+    let server = RedisServer::start();
+    let bus = bus(&server, "").await;
+    let mut sub = bus.topic("orders.*").subscribe().await.unwrap();
+    let long = format!("orders.{}", "x".repeat(1_000));
+    for channel in [
+        "orders.has space",
+        "orders.new\nline",
+        long.as_str(),
+        "orders.7",
+    ] {
+        redis_cli(&server, &["PUBLISH", channel, channel], b"").await;
+    }
+    for skipped in [
+        "\"orders.has space\"",
+        "\"orders.new\\nline\"",
+        "\"orders.xxxx",
+    ] {
+        match next_item(&mut sub, "a gap for a channel that is no topic name").await {
+            Received::Signal(Signal::Gap { reason }) => {
+                assert!(reason.contains(skipped), "{reason}");
+                assert!(reason.contains("is no topic name"), "{reason}");
+            }
+            Received::Signal(other) => panic!("a gap, not {other:?}"),
+            Received::Message(d) => panic!("{:?} handed out as a topic", d.topic()),
+        }
+    }
+    let d = next(&mut sub, "the message on a topic").await;
+    assert_eq!(d.topic(), "orders.7");
 }
