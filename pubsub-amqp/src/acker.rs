@@ -13,18 +13,20 @@
 //! requeues are done, so a requeue never races the broker's own requeue of what the
 //! member held (which would deliver the message twice).
 
+use std::future::Future;
 use std::sync::Arc;
 
 use async_trait::async_trait;
 use lapin::options::{BasicAckOptions, BasicNackOptions, BasicRejectOptions};
 use lapin::types::ShortString;
 use lapin::BasicProperties;
-use pubsub_core::{Acker, Bytes, Result, TopicName};
+use pubsub_core::{Acker, Bytes, Error, Result, TopicName};
 use tokio::runtime::Handle;
 use tokio::sync::RwLock;
 
 use crate::connection::Shared;
 use crate::errors::lapin_error;
+use crate::lost::Liveness;
 use crate::properties::requeued;
 use crate::publish::{publish, Exchange, Outgoing};
 
@@ -45,6 +47,8 @@ pub(crate) struct Member {
 /// The broker's acker of one delivery, and what a requeue needs.
 pub(crate) struct GroupAcker {
     pub(crate) acker: lapin::Acker,
+    /// The connection the delivery came on.
+    pub(crate) liveness: Liveness,
     pub(crate) member: Arc<Member>,
     pub(crate) topic: TopicName,
     pub(crate) payload: Bytes,
@@ -53,12 +57,31 @@ pub(crate) struct GroupAcker {
 }
 
 impl GroupAcker {
+    /// Runs `settling` (an ack, nack or reject of the delivery), unless the
+    /// connection goes first. lapin does nothing, and says so, once the delivery's
+    /// channel is closed: the broker then delivers the message again, which the
+    /// caller is told, as the settling did not happen.
+    async fn settle(
+        &self,
+        what: &str,
+        settling: impl Future<Output = lapin::Result<bool>>,
+    ) -> Result<()> {
+        let settled = async { settling.await.map_err(|e| lapin_error(what, e)) };
+        if self.liveness.unless_lost(what, settled).await? {
+            return Ok(());
+        }
+        Err(Error::Connection {
+            message: format!(
+                "could not {what}: the channel the message came on was closed, so the \
+                 broker delivers it again"
+            ),
+            source: None,
+        })
+    }
+
     async fn ack_original(&self) -> Result<()> {
-        self.acker
-            .ack(BasicAckOptions::default())
+        self.settle("ack", self.acker.ack(BasicAckOptions::default()))
             .await
-            .map(drop)
-            .map_err(|e| lapin_error("ack", e))
     }
 
     async fn requeue(&self) -> Result<()> {
@@ -79,14 +102,11 @@ impl GroupAcker {
             Ok(()) => self.ack_original().await,
             Err(error) => {
                 tracing::debug!(%error, queue = self.member.queue.as_str(), "requeue by copy failed; the broker requeues instead");
-                self.acker
-                    .nack(BasicNackOptions {
-                        multiple: false,
-                        requeue: true,
-                    })
-                    .await
-                    .map(drop)
-                    .map_err(|e| lapin_error("nack", e))
+                let nack = self.acker.nack(BasicNackOptions {
+                    multiple: false,
+                    requeue: true,
+                });
+                self.settle("nack", nack).await
             }
         }
     }
@@ -103,11 +123,8 @@ impl Acker for GroupAcker {
             return self.requeue().await;
         }
         // Dropped, or dead-lettered where the queue has a dead-letter exchange.
-        self.acker
-            .reject(BasicRejectOptions { requeue: false })
-            .await
-            .map(drop)
-            .map_err(|e| lapin_error("nack", e))
+        let reject = self.acker.reject(BasicRejectOptions { requeue: false });
+        self.settle("nack", reject).await
     }
 
     fn release(self: Box<Self>) {

@@ -2,10 +2,11 @@
 
 use std::sync::Arc;
 
-use pubsub_core::backend::{Backend, Capabilities, Publisher};
+use pubsub_core::backend::{system, Backend, Capabilities, Publisher};
 use pubsub_core::{async_trait, Error, Pattern, Result, SubscribeOptions, Subscription, TopicName};
 
 use crate::connection::{Live, Shared};
+use crate::inbox::ReplyPublisher;
 use crate::options::{redact, AmqpBuilder, Routing};
 use crate::publish::TopicPublisher;
 use crate::route::route;
@@ -61,18 +62,18 @@ impl AmqpBackend {
     }
 
     pub(crate) fn from_builder(options: AmqpBuilder) -> Result<Self> {
-        options.uri()?;
+        let addresses = options.addresses()?;
         let exchange = options.exchange.as_str().into();
         let routing = options.routing;
         let display = redact(&options.url);
         Ok(AmqpBackend {
-            shared: Arc::new(Shared::new(options, display)),
+            shared: Arc::new(Shared::new(options, display, addresses)),
             exchange,
             routing,
         })
     }
 
-    pub(crate) async fn connection(&self) -> Result<&Live> {
+    pub(crate) async fn connection(&self) -> Result<Arc<Live>> {
         self.shared.live().await
     }
 
@@ -98,9 +99,10 @@ impl AmqpBackend {
 impl Backend for AmqpBackend {
     fn capabilities(&self) -> Capabilities {
         Capabilities::new()
+            .system(system::RABBITMQ)
             .groups(true)
             .acks(true)
-            .priorities(self.shared.options.max_priority > 0)
+            .priorities(self.shared.options.max_priority > 0 && !self.shared.options.quorum)
             .persistence(true)
             .patterns(self.routing == Routing::Topic)
             .headers(true)
@@ -122,8 +124,21 @@ impl Backend for AmqpBackend {
         pattern: &Pattern,
         options: SubscribeOptions,
     ) -> Result<Subscription> {
+        if options.inbox {
+            return crate::inbox::subscribe(&self.shared, pattern, &options).await;
+        }
         let route = route(&self.exchange, self.routing, pattern)?;
         crate::subscribe::subscribe(&self.shared, route, pattern, options).await
+    }
+
+    /// Replies go to the default exchange with `address`, a queue's name, as routing
+    /// key: see [`crate::inbox`].
+    fn reply_publisher(&self, address: &str) -> Result<Arc<dyn Publisher>> {
+        if self.shared.is_closed() {
+            return Err(Error::Closed);
+        }
+        let publisher = ReplyPublisher::new(Arc::clone(&self.shared), address)?;
+        Ok(Arc::new(publisher))
     }
 
     async fn close(&self) -> Result<()> {

@@ -1,13 +1,20 @@
 //! A [`Message`] as AMQP properties and back, so foreign AMQP clients see normal
-//! properties: the id is `message-id`, the priority `priority`, request headers
-//! `reply-to` and `correlation-id`, everything else an AMQP header.
+//! properties: the id is `message-id`, the priority `priority`, the headers
+//! `reply-to`, `correlation-id`, `content-type` and `content-encoding` the properties
+//! of those names, everything else an AMQP header. A foreign priority above ours
+//! arrives as [`MAX_PRIORITY`] with the value it came with in [`ORIGINAL_PRIORITY`].
 
 use lapin::types::{AMQPValue, FieldTable, ShortString};
 use lapin::BasicProperties;
-use pubsub_core::{Bytes, Error, Message, Result, CORRELATION_ID, REPLY_TO};
+use pubsub_core::{
+    Bytes, Error, Message, Result, CONTENT_ENCODING, CONTENT_TYPE, CORRELATION_ID, MAX_PRIORITY,
+    ORIGINAL_PRIORITY, REPLY_TO,
+};
 
 /// Header that carries the delivery attempt of a message this crate requeued.
 pub(crate) const ATTEMPT: &str = "x-pubsub-attempt";
+/// Header in which a quorum queue counts a message's earlier deliveries.
+const DELIVERY_COUNT: &str = "x-delivery-count";
 /// Header that keeps the topic of a message requeued through the default exchange
 /// (where the routing key is the queue's name).
 pub(crate) const TOPIC: &str = "x-pubsub-topic";
@@ -32,6 +39,12 @@ pub(crate) fn to_properties(message: &Message, persistent: bool) -> Result<Basic
             REPLY_TO => properties = properties.with_reply_to(short("reply-to", value)?),
             CORRELATION_ID => {
                 properties = properties.with_correlation_id(short("correlation id", value)?)
+            }
+            CONTENT_TYPE => {
+                properties = properties.with_content_type(short("content type", value)?)
+            }
+            CONTENT_ENCODING => {
+                properties = properties.with_content_encoding(short("content encoding", value)?)
             }
             _ => {
                 headers.insert(
@@ -75,6 +88,7 @@ pub(crate) fn to_message(
     let mut message = Message::new(Bytes::from(payload));
     let mut topic = None;
     let mut attempt = 1;
+    let mut delivered_before = 0u32;
     if let Some(headers) = properties.headers() {
         for (key, value) in headers.inner() {
             match (key.as_str(), value) {
@@ -84,6 +98,12 @@ pub(crate) fn to_message(
                         .unwrap_or(1)
                 }
                 (TOPIC, value) => topic = text(value),
+                // A quorum queue counts its earlier deliveries of the message.
+                (DELIVERY_COUNT, value) => {
+                    delivered_before = integer(value)
+                        .and_then(|n| u32::try_from(n).ok())
+                        .unwrap_or(0)
+                }
                 (key, value) => {
                     if let Some(value) = text(value) {
                         message = message.with_header(key, value);
@@ -98,16 +118,32 @@ pub(crate) fn to_message(
     if let Some(correlation_id) = properties.correlation_id() {
         message = message.with_header(CORRELATION_ID, correlation_id.as_str());
     }
+    if let Some(content_type) = properties.content_type() {
+        message = message.with_content_type(content_type.as_str());
+    }
+    if let Some(content_encoding) = properties.content_encoding() {
+        message = message.with_content_encoding(content_encoding.as_str());
+    }
     if let Some(id) = properties.message_id() {
         message = message.with_id(id.as_str());
     }
-    if let Some(priority) = properties.priority() {
-        message = message.with_priority(*priority);
+    match *properties.priority() {
+        // AMQP's priorities go to 255; ours stop at 9, which is where the broker
+        // ranks any higher one anyway (a queue's highest).
+        Some(priority) if priority > MAX_PRIORITY => {
+            message = message
+                .with_priority(MAX_PRIORITY)
+                .with_header(ORIGINAL_PRIORITY, priority.to_string());
+        }
+        Some(priority) => message = message.with_priority(priority),
+        None => {}
     }
     Incoming {
         message,
         topic,
-        attempt: attempt.saturating_add(u32::from(redelivered)),
+        attempt: attempt
+            .saturating_add(u32::from(redelivered))
+            .max(delivered_before.saturating_add(1)),
     }
 }
 
@@ -157,11 +193,16 @@ mod tests {
             .with_header("k", "v")
             .with_header(REPLY_TO, "replies")
             .with_header(CORRELATION_ID, "c-1")
+            .with_content_type("application/json")
+            .with_content_encoding("gzip")
             .with_id("m-1")
             .with_priority(7);
         let properties = to_properties(&message, true).unwrap();
         assert_eq!(properties.delivery_mode(), &Some(PERSISTENT));
         assert_eq!(properties.reply_to().as_ref().unwrap().as_str(), "replies");
+        let content_type = properties.content_type().as_ref().map(ShortString::as_str);
+        assert_eq!(content_type, Some("application/json"));
+        assert_eq!(properties.headers().as_ref().unwrap().inner().len(), 1);
         let incoming = to_message(b"body".to_vec(), &properties, false);
         assert_eq!(incoming.message, message);
         assert_eq!((incoming.topic, incoming.attempt), (None, 1));
@@ -186,6 +227,17 @@ mod tests {
         assert_eq!(incoming.message.header(ATTEMPT), None);
         // The broker's redelivered flag is one more attempt.
         assert_eq!(to_message(b"x".to_vec(), &copy, true).attempt, 4);
+    }
+
+    #[test]
+    fn a_foreign_priority_above_ours_arrives_as_ours_with_the_value_it_came_with() {
+        for (sent, priority, original) in [(200, 9, Some("200")), (9, 9, None), (10, 9, Some("10"))]
+        {
+            let properties = BasicProperties::default().with_priority(sent);
+            let message = to_message(Vec::new(), &properties, false).message;
+            assert_eq!(message.priority(), priority);
+            assert_eq!(message.header(ORIGINAL_PRIORITY), original);
+        }
     }
 
     #[test]

@@ -3,7 +3,6 @@
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
-use std::time::Duration;
 
 use lapin::options::BasicPublishOptions;
 use lapin::types::ShortString;
@@ -12,8 +11,9 @@ use lapin::{BasicProperties, ExchangeKind};
 use pubsub_core::backend::{PublishOptions, Publisher, Publishing};
 use pubsub_core::{Error, Message, Result, TopicName};
 
-use crate::connection::Shared;
+use crate::connection::{reconnect_backoff, Shared};
 use crate::errors::lapin_error;
+use crate::inbox;
 use crate::properties::{short, to_properties};
 use crate::route::Route;
 
@@ -85,9 +85,21 @@ impl TopicPublisher {
 
 impl Publisher for TopicPublisher {
     fn publish(&self, message: Message, options: PublishOptions) -> Publishing<'_> {
+        if self.shared.options.quorum && message.priority() > 0 {
+            return Publishing::done(Err(Error::Unsupported(format!(
+                "a priority on {:?}: group queues are quorum queues here \
+                 (AmqpBuilder::quorum_queues), which RabbitMQ delivers in order, without \
+                 priorities; publish without one, or use classic queues",
+                self.topic.as_str()
+            ))));
+        }
         let properties = match to_properties(&message, self.shared.options.persistent) {
             Ok(properties) => properties,
             Err(error) => return Publishing::done(Err(error)),
+        };
+        let via = match inbox::is_request(&message) {
+            true => Via::Inbox,
+            false => Via::Publishing,
         };
         Publishing::pending(async move {
             let out = Outgoing {
@@ -98,41 +110,81 @@ impl Publisher for TopicPublisher {
                 mandatory: options.mandatory,
                 topic: &self.topic,
             };
-            publish(&self.shared, out).await
+            publish_via(&self.shared, out, via).await
         })
     }
 }
 
-/// Publishes and, with confirms on (or when mandatory), waits for the broker's
-/// confirm. While lapin recovers the connection the publish waits and is sent again
-/// once it is back, up to the publish timeout: a message whose confirm was lost with
-/// the connection may so arrive twice, never zero times.
-pub(crate) async fn publish(shared: &Shared, out: Outgoing<'_>) -> Result<()> {
-    let timeout = shared.options.publish_timeout;
-    tokio::time::timeout(timeout, send(shared, &out))
-        .await
-        .map_err(|_| Error::Connection {
-            message: format!(
-                "publish to {:?} was not confirmed within {timeout:?}: the broker at {} is \
-                 unreachable or overloaded",
-                out.topic, shared.display
-            ),
-            source: None,
-        })?
+/// The channel a publish is sent on.
+#[derive(Clone, Copy)]
+enum Via {
+    /// The connection's publishing channels.
+    Publishing,
+    /// The channel consuming direct replies, as a request with direct reply-to needs
+    /// (see [`crate::inbox`]).
+    Inbox,
 }
 
-async fn send(shared: &Shared, out: &Outgoing<'_>) -> Result<()> {
+/// Publishes on the publishing channels: see [`publish_via`].
+pub(crate) async fn publish(shared: &Shared, out: Outgoing<'_>) -> Result<()> {
+    publish_via(shared, out, Via::Publishing).await
+}
+
+/// Publishes and, with confirms on (or when mandatory), waits for the broker's
+/// confirm. When the connection fails, the publish waits for a new one (to any of the
+/// broker addresses) and is sent again, up to the publish timeout: a message whose
+/// confirm was lost with the connection may so arrive twice, never zero times.
+async fn publish_via(shared: &Shared, out: Outgoing<'_>, via: Via) -> Result<()> {
+    let timeout = shared.options.publish_timeout;
+    let last_failure = std::sync::Mutex::new(None);
+    match tokio::time::timeout(timeout, send(shared, &out, via, &last_failure)).await {
+        Ok(result) => result,
+        Err(_) => {
+            let why = last_failure
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner)
+                .take()
+                .unwrap_or_else(|| format!("the broker at {} is overloaded", shared.display));
+            Err(Error::Connection {
+                message: format!(
+                    "publish to {:?} was not confirmed within {timeout:?}: {why}",
+                    out.topic
+                ),
+                source: None,
+            })
+        }
+    }
+}
+
+async fn send(
+    shared: &Shared,
+    out: &Outgoing<'_>,
+    via: Via,
+    last_failure: &std::sync::Mutex<Option<String>>,
+) -> Result<()> {
     let options = BasicPublishOptions {
         mandatory: out.mandatory,
         ..BasicPublishOptions::default()
     };
     let wait_for_confirm = shared.options.confirms || out.mandatory;
+    let mut backoff = reconnect_backoff();
+    // Remembers why, for the timeout's message, and says how long to wait.
+    let mut failed = |message: String| {
+        *last_failure
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner) = Some(message);
+        backoff.next_delay()
+    };
     loop {
-        let channel = match shared.publisher(out.exchange).await {
+        let channel = match via {
+            Via::Publishing => shared.publisher(out.exchange, wait_for_confirm).await,
+            Via::Inbox => shared.inboxes.channel(shared, out.exchange).await,
+        };
+        let channel = match channel {
             Ok(channel) => channel,
-            // Down, or between states while lapin recovers: look again shortly.
-            Err(Error::Connection { .. }) if !shared.is_closed() => {
-                tokio::time::sleep(Duration::from_millis(50)).await;
+            // The broker cannot be reached now: try again until the timeout.
+            Err(Error::Connection { message, .. }) if !shared.is_closed() => {
+                tokio::time::sleep(failed(message)).await;
                 continue;
             }
             Err(error) => return Err(error),
@@ -169,16 +221,12 @@ async fn send(shared: &Shared, out: &Outgoing<'_>) -> Result<()> {
             Err(error) => error,
         };
         // A soft error closed only the channel: the broker refused this publish.
-        // Anything else lapin recovers from: wait for it and publish again.
-        if !error.is_amqp_soft_error() && error.can_be_recovered() && !shared.is_closed() {
-            tracing::debug!(topic = out.topic, %error, "publish waits for the connection to recover");
-            if channel.wait_for_recovery(error).await.is_err() {
-                // Nothing to wait on from this error (the connection is between
-                // states): look again shortly.
-                tokio::time::sleep(Duration::from_millis(50)).await;
-            }
-            continue;
+        // Anything else lost the channel or the connection with the message: the
+        // next round replaces them and publishes again.
+        if error.is_amqp_soft_error() || shared.is_closed() {
+            return Err(lapin_error(&format!("publish to {:?}", out.topic), error));
         }
-        return Err(lapin_error(&format!("publish to {:?}", out.topic), error));
+        tracing::debug!(topic = out.topic, %error, "publish lost with its channel; sending again");
+        tokio::time::sleep(failed(format!("{error}"))).await;
     }
 }

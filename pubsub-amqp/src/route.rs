@@ -10,8 +10,9 @@ use crate::options::Routing;
 pub(crate) struct Route {
     pub(crate) exchange: String,
     pub(crate) kind: ExchangeKind,
-    /// The routing key to publish with; the topic itself, so that receivers of a
-    /// fanout exchange learn it too.
+    /// The routing key to publish with: the topic on a topic exchange; empty on a
+    /// topic's fanout exchange, as ESN publishes (receivers learn the topic from
+    /// the exchange's name).
     pub(crate) routing_key: String,
     /// The key to bind a queue with.
     pub(crate) binding_key: String,
@@ -39,16 +40,22 @@ pub(crate) fn route(exchange: &str, routing: Routing, pattern: &Pattern) -> Resu
             Route {
                 exchange: topic.to_owned(),
                 kind: ExchangeKind::Fanout,
-                routing_key: topic.to_owned(),
+                routing_key: String::new(),
                 binding_key: String::new(),
             }
         }
     })
 }
 
-/// The durable queue of `group` for `topic` on `exchange`: every member of the group
-/// consumes it, and it outlives them.
-pub(crate) fn group_queue(group: &str, exchange: &str, topic: &str) -> Result<String> {
+/// The name of the durable queue of `group` for `topic` (a name or pattern) on
+/// `exchange`: every member of the group consumes it, and it outlives them. For a
+/// program that cleans up what it declared, or inspects it with `rabbitmqctl`.
+///
+/// ```
+/// let queue = pubsub_amqp::group_queue("git-agents", "pubsub", "git.*.*").unwrap();
+/// assert_eq!(queue, "git-agents@pubsub/git.*.*");
+/// ```
+pub fn group_queue(group: &str, exchange: &str, topic: &str) -> Result<String> {
     let name = format!("{group}@{exchange}/{topic}");
     if name.len() > 255 {
         return Err(Error::invalid_topic(
@@ -71,8 +78,12 @@ mod tests {
         let name = Pattern::parse("message:stored").unwrap();
         let r = route("x", Routing::FanoutPerTopic, &name).unwrap();
         assert_eq!(
-            (r.exchange.as_str(), r.binding_key.as_str()),
-            ("message:stored", "")
+            (
+                r.exchange.as_str(),
+                r.routing_key.as_str(),
+                r.binding_key.as_str()
+            ),
+            ("message:stored", "", "")
         );
     }
 

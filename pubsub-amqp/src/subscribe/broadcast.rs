@@ -1,5 +1,5 @@
 //! Broadcast subscriptions: an exclusive, auto-delete queue each, bound with the topic
-//! or pattern and consumed without acks, all on one channel of the connection.
+//! or pattern, all consumed on one channel of the connection.
 //!
 //! Sharing the channel keeps an idle subscription small (a channel per subscription
 //! would cost its own buffers and state, and RabbitMQ allows 2047 channels per
@@ -7,82 +7,84 @@
 //! command that can be refused for one subscription and not another, the binding
 //! (permissions, topic authorization, an exchange deleted meanwhile), is tried first
 //! on a channel of its own that is then dropped; only then is it repeated on the
-//! shared channel, whose topology lapin replays after a reconnect.
+//! shared channel.
 //!
-//! The queue's name is made here rather than by the broker, because lapin's recovery
-//! declares a queue again by its name and RabbitMQ refuses client declares of
-//! `amq.gen-*` names. A no-ack consumer has no flow control, so deliveries go through
-//! the subscription's ring, which drops the oldest when the subscriber falls behind;
-//! a reconnect puts a gap in the ring.
+//! The backlog waits in the broker: the consumer's prefetch is the subscription's
+//! buffer, and what the subscriber has read is acknowledged (several at a time), so
+//! the broker sends more only as the subscriber reads, and the ring between them
+//! never fills. The queue holds at most the backlog; what the broker drops past that
+//! is counted (see [`super::dropped`]).
+//!
+//! The queue's name is made here rather than by the broker, so that it is the same
+//! on every connection the subscription consumes on. When the consumer ends for any
+//! reason but the subscriber's going (its channel or connection failed, the broker
+//! cancelled it), the subscription declares, binds and consumes again on the open
+//! connection, and only then puts a gap in the ring: whatever is published after the
+//! gap is heard.
 
+use std::collections::VecDeque;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
+use std::time::Duration;
 
 use futures::StreamExt;
 use lapin::options::{
-    BasicCancelOptions, BasicConsumeOptions, QueueDeclareOptions, QueueDeleteOptions,
+    BasicAckOptions, BasicCancelOptions, BasicConsumeOptions, BasicQosOptions, QueueDeclareOptions,
+    QueueDeleteOptions,
 };
-use lapin::types::{FieldTable, ShortString};
+use lapin::types::{AMQPValue, FieldTable, LongString, ShortString};
 use lapin::{Channel, Consumer};
+use pubsub_core::backoff::Backoff;
 use pubsub_core::ring::{self, RingSender};
 use pubsub_core::{Delivery, Result, Subscription};
 use tokio::runtime::Handle;
-use tokio::sync::{oneshot, watch};
+use tokio::sync::oneshot;
 
-use super::{bind, declare, Topics};
-use crate::connection::{usable, Live, Shared};
+use super::{bind, declare, resume, Consuming, Topics};
+use crate::connection::{Live, Shared};
 use crate::errors::lapin_error;
+use crate::lost::Liveness;
 use crate::properties::to_message;
+use crate::quarantine::is_unreadable;
 use crate::route::Route;
 
-/// Subscribes along `route` with a ring of `buffer` messages.
+/// Subscribes along `route`, holding at most `buffer` messages on the client.
 pub(super) async fn subscribe(
     shared: &Arc<Shared>,
     route: &Route,
-    buffer: usize,
+    buffer: u16,
     topics: Topics,
 ) -> Result<Subscription> {
     let live = shared.live().await?;
-    let channel = shared_channel(live).await?;
-    let queue = format!("pubsub.subscriber.{}", uuid::Uuid::new_v4().simple());
-    let options = QueueDeclareOptions {
-        exclusive: true,
-        auto_delete: true,
-        ..QueueDeclareOptions::default()
-    };
-    let name = ShortString::from(queue.as_str());
+    let queue = ShortString::from(format!(
+        "pubsub.subscriber.{}",
+        uuid::Uuid::new_v4().simple()
+    ));
     let runtime = Handle::current();
-    // Round trips that do not depend on each other go together: the subscription
-    // takes three of them.
-    let (probe, declared) = futures::join!(
-        open_channel(live),
-        declare(&channel, &queue, options, FieldTable::default())
-    );
-    declared?;
+    let listen = Listen {
+        shared: Arc::clone(shared),
+        route: route.clone(),
+        queue: queue.clone(),
+        prefetch: buffer,
+        consuming: Consuming::new(),
+        dropped: shared.rings.register(queue.clone()),
+    };
     // From here on, a failure or a cancelled subscribe deletes the queue again.
     let mut release = Release {
-        channel: channel.clone(),
-        queue: name.clone(),
-        tag: None,
+        shared: Arc::clone(shared),
+        consuming: Arc::clone(&listen.consuming),
+        queue: queue.clone(),
         runtime: runtime.clone(),
         done: None,
     };
-    bind(&probe?, &queue, route).await?;
-    let consume = async {
-        let options = BasicConsumeOptions {
-            no_ack: true,
-            ..BasicConsumeOptions::default()
-        };
-        channel
-            .basic_consume(name, ShortString::default(), options, FieldTable::default())
-            .await
-            .map_err(|e| lapin_error(&format!("consume queue {queue:?}"), e))
-    };
-    let ((), consumer) = futures::try_join!(bind(&channel, &queue, route), consume)?;
-    release.tag = Some(consumer.tag());
+    // Room for a gap before each message besides the prefetch: the ring never drops.
+    let (sender, receiver) = ring::channel(usize::from(buffer) * 2 + 2);
+    let (consumer, channel) = listen.establish(&live).await?;
+    let liveness = live.liveness.clone();
     let (done, released) = oneshot::channel();
     release.done = Some(done);
-    let (sender, receiver) = ring::channel(buffer);
-    runtime.spawn(pump(consumer, sender, topics, live.reconnects()));
+    let consuming = Arc::clone(&listen.consuming);
+    consuming.started(runtime.spawn(pump(consumer, channel, liveness, sender, topics, listen)));
     Ok(Subscription::new(receiver)
         .with_guard(release)
         .with_unsubscribe(|| async move {
@@ -92,16 +94,129 @@ pub(super) async fn subscribe(
         }))
 }
 
+/// What subscribing takes, the first time and after a failure.
+struct Listen {
+    shared: Arc<Shared>,
+    route: Route,
+    queue: ShortString,
+    prefetch: u16,
+    consuming: Arc<Consuming>,
+    /// What the broker dropped from the queue and the subscriber was not told yet.
+    dropped: Arc<AtomicU64>,
+}
+
+impl Listen {
+    /// Tells the subscriber what the broker dropped since it was last told.
+    fn tell_dropped(&self, ring: &RingSender<Delivery>) {
+        let missed = self.dropped.swap(0, Ordering::Relaxed);
+        if missed > 0 {
+            ring.gap(format!(
+                "the broker dropped the {missed} oldest messages of this subscription's \
+                 queue, which holds at most {} (AmqpBuilder::backlog): the subscriber fell \
+                 that far behind",
+                self.shared.options.backlog
+            ));
+        }
+    }
+
+    /// Declares and binds the queue and consumes it on `live`'s shared channel.
+    async fn establish(&self, live: &Live) -> Result<(Consumer, Channel)> {
+        let what = format!("consume broadcast queue {:?}", self.queue.as_str());
+        live.liveness
+            .unless_lost(&what, self.consume_on(live))
+            .await
+    }
+
+    async fn consume_on(&self, live: &Live) -> Result<(Consumer, Channel)> {
+        let channel = shared_channel(live).await?;
+        self.consuming.on(channel.clone(), live);
+        let dead_letters = live
+            .dead_letters
+            .queue(&live.connection, Arc::downgrade(&self.shared.rings))
+            .await;
+        let options = QueueDeclareOptions {
+            exclusive: true,
+            auto_delete: true,
+            ..QueueDeclareOptions::default()
+        };
+        // Round trips that do not depend on each other go together: the
+        // subscription takes three of them.
+        let (probe, declared) = futures::join!(
+            open_channel(live),
+            declare(&channel, &self.queue, options, self.arguments(dead_letters))
+        );
+        declared?;
+        bind(&probe?, &self.queue, &self.route).await?;
+        let ((), consumer) = futures::try_join!(
+            bind(&channel, &self.queue, &self.route),
+            consume(live, &channel, &self.queue, self.prefetch)
+        )?;
+        self.consuming.consumes(consumer.tag());
+        Ok((consumer, channel))
+    }
+
+    /// The queue's length limit, and where what it drops goes (if anywhere).
+    fn arguments(&self, dead_letters: Option<ShortString>) -> FieldTable {
+        let options = &self.shared.options;
+        let mut arguments = FieldTable::default();
+        arguments.insert("x-max-length".into(), AMQPValue::LongUInt(options.backlog));
+        if let Some(bytes) = options.backlog_bytes {
+            arguments.insert("x-max-length-bytes".into(), AMQPValue::LongUInt(bytes));
+        }
+        if let Some(dead_letters) = dead_letters {
+            arguments.insert(
+                "x-dead-letter-exchange".into(),
+                AMQPValue::LongString(LongString::default()),
+            );
+            arguments.insert(
+                "x-dead-letter-routing-key".into(),
+                AMQPValue::LongString(dead_letters.as_str().into()),
+            );
+        }
+        arguments
+    }
+}
+
+/// Consumes `queue` with acks and a prefetch of `prefetch`, set on the shared channel
+/// for the consumers that follow unless it is already (RabbitMQ applies a channel's
+/// non-global prefetch to each consumer made after it).
+async fn consume(
+    live: &Live,
+    channel: &Channel,
+    queue: &ShortString,
+    prefetch: u16,
+) -> Result<Consumer> {
+    let mut shared = live.consuming.lock().await;
+    if let Some((on, set)) = shared.as_mut().filter(|(on, _)| on.id() == channel.id()) {
+        if *set != prefetch {
+            on.basic_qos(prefetch, BasicQosOptions::default())
+                .await
+                .map_err(|e| lapin_error("set the prefetch", e))?;
+            *set = prefetch;
+        }
+    }
+    channel
+        .basic_consume(
+            queue.clone(),
+            ShortString::default(),
+            BasicConsumeOptions::default(),
+            FieldTable::default(),
+        )
+        .await
+        .map_err(|e| lapin_error(&format!("consume queue {:?}", queue.as_str()), e))
+}
+
 /// The channel broadcast subscriptions share, opened again if the broker closed it.
 async fn shared_channel(live: &Live) -> Result<Channel> {
-    let mut consuming = live.consuming.lock().await;
-    if let Some(channel) = consuming.as_ref() {
-        if usable(channel, &live.connection) {
+    let mut shared = live.consuming.lock().await;
+    if let Some((channel, _)) = shared.as_ref() {
+        if channel.status().connected() {
             return Ok(channel.clone());
         }
     }
     let channel = open_channel(live).await?;
-    *consuming = Some(channel.clone());
+    // lapin's default: no prefetch set yet.
+    *shared = Some((channel.clone(), 0));
     Ok(channel)
 }
 
@@ -115,54 +230,173 @@ async fn open_channel(live: &Live) -> Result<Channel> {
         .map_err(|e| lapin_error("open a channel", e))
 }
 
-/// Moves deliveries from lapin's buffer to the ring until the consumer ends
-/// (cancelled, or its channel closed) or the subscription is gone.
+/// Moves deliveries from lapin's buffer to the ring, acknowledging what the
+/// subscriber has read, and subscribes again whenever the consumer ends, until the
+/// subscription is gone (which aborts this task) or can no longer be made.
 async fn pump(
     mut consumer: Consumer,
+    mut channel: Channel,
+    mut liveness: Liveness,
     ring: RingSender<Delivery>,
     topics: Topics,
-    mut reconnects: watch::Receiver<u64>,
+    listen: Listen,
 ) {
-    let mut watching = true;
     loop {
-        tokio::select! {
-            changed = reconnects.changed(), if watching => match changed {
-                Ok(()) => ring.gap(
-                    "the connection to the broker was lost and re-established; messages \
-                     published meanwhile were missed",
-                ),
-                Err(_) => watching = false,
-            },
-            item = consumer.next() => match item {
-                Some(Ok(mut delivery)) => {
-                    let incoming = to_message(
-                        std::mem::take(&mut delivery.data),
-                        &delivery.properties,
-                        false,
-                    );
-                    let Some(topic) = topics.of_delivery(&delivery, incoming.topic) else {
-                        continue;
-                    };
-                    if ring.push(Delivery::new(topic, incoming.message)).is_err() {
-                        return;
-                    }
+        let mut reading = Reading::new(listen.prefetch);
+        // A consumer lapin leaves open on a lost connection ends here too; one wait
+        // for the loss per connection, not one per delivery.
+        let lost = liveness.lost();
+        tokio::pin!(lost);
+        let unreadable = loop {
+            let next = tokio::select! {
+                next = consumer.next() => next,
+                () = &mut lost => break liveness.unreadable(),
+                () = tokio::time::sleep(reading.wait), if reading.unacked() > 0 => {
+                    reading.acknowledge(&ring, &channel, &liveness, true).await;
+                    continue;
                 }
-                Some(Err(error)) => ring.gap(format!(
-                    "the consumer was interrupted ({error}); messages may have been missed"
-                )),
-                None => return,
-            },
-        }
+            };
+            let mut delivery = match next {
+                Some(Ok(delivery)) => delivery,
+                Some(Err(error)) => break is_unreadable(&error),
+                None => break false,
+            };
+            let incoming = to_message(
+                std::mem::take(&mut delivery.data),
+                &delivery.properties,
+                false,
+            );
+            let topic = topics.of_delivery(&delivery, incoming.topic);
+            let in_ring = topic.is_some();
+            listen.tell_dropped(&ring);
+            if let Some(topic) = topic {
+                if ring.push(Delivery::new(topic, incoming.message)).is_err() {
+                    return;
+                }
+            }
+            reading.pushed(delivery.delivery_tag, in_ring);
+            reading.acknowledge(&ring, &channel, &liveness, false).await;
+        };
+        let what = format!("broadcast queue {:?}", listen.queue.as_str());
+        // Boxed: subscribing again is a large future, and an idle subscription's pump
+        // would carry its room all the time.
+        let resumed = Box::pin(resume(&listen.shared, &what, |live| {
+            let listen = &listen;
+            async move { listen.establish(&live).await }
+        }))
+        .await;
+        let Some(((resumed, on), live)) = resumed else {
+            ring.close();
+            return;
+        };
+        (consumer, channel, liveness) = (resumed, on, live.liveness.clone());
+        let address = &live.address;
+        // The message itself went with the queue, which was the connection's.
+        let why = match unreadable {
+            true => {
+                "a message that this client cannot read (a property that is not UTF-8?) \
+                     ended the subscription's connection"
+            }
+            false => "the subscription's consumer or connection ended",
+        };
+        ring.gap(format!(
+            "{why} and it subscribed again (on {address}): messages published in between \
+             were missed"
+        ));
     }
 }
 
-/// Cancels the consumer and deletes the queue when the subscription goes, or when a
-/// subscribe fails or is cancelled after declaring the queue.
+/// Which deliveries the subscriber has read, to acknowledge them.
+struct Reading {
+    /// Delivery tags in the ring, oldest first, and whether each is there (one that
+    /// was not, skipped, counts as read).
+    in_ring: VecDeque<(u64, bool)>,
+    /// How many of those are there.
+    there: usize,
+    /// Read and not acknowledged yet.
+    read: Vec<u64>,
+    /// Acknowledge once this many are read, or when the subscriber waits.
+    batch: usize,
+    /// How long to wait for the subscriber to read before looking again.
+    wait: Duration,
+    backoff: Backoff,
+}
+
+impl Reading {
+    fn new(prefetch: u16) -> Self {
+        let mut backoff = Backoff::new(Duration::from_millis(2), Duration::from_millis(200));
+        Reading {
+            in_ring: VecDeque::new(),
+            there: 0,
+            read: Vec::new(),
+            batch: usize::from(prefetch / 4).max(1),
+            wait: backoff.next_delay(),
+            backoff,
+        }
+    }
+
+    fn unacked(&self) -> usize {
+        self.in_ring.len() + self.read.len()
+    }
+
+    fn pushed(&mut self, tag: u64, in_ring: bool) {
+        self.in_ring.push_back((tag, in_ring));
+        self.there += usize::from(in_ring);
+    }
+
+    /// Acknowledges what the subscriber has taken out of the ring: at once when a
+    /// batch is read or when `idle` (nothing arrived meanwhile). One ack per
+    /// delivery: a `multiple` ack would settle the other subscriptions' deliveries
+    /// on the shared channel too.
+    async fn acknowledge(
+        &mut self,
+        ring: &RingSender<Delivery>,
+        channel: &Channel,
+        liveness: &Liveness,
+        idle: bool,
+    ) {
+        // Gaps in the ring are not deliveries: counting them as such only acknowledges
+        // later.
+        let mut taken = self.there.saturating_sub(ring.len());
+        while let Some(&(tag, there)) = self.in_ring.front() {
+            if there && taken == 0 {
+                break;
+            }
+            self.in_ring.pop_front();
+            taken -= usize::from(there);
+            self.there -= usize::from(there);
+            self.read.push(tag);
+        }
+        if self.read.is_empty() {
+            self.wait = self.backoff.next_delay();
+            return;
+        }
+        if self.read.len() < self.batch && !idle {
+            return;
+        }
+        self.backoff.reset();
+        self.wait = self.backoff.next_delay();
+        // A failed ack means the channel went, and the broker requeued the rest; the
+        // consumer ends with it and the subscription consumes again.
+        let acks = self
+            .read
+            .drain(..)
+            .map(|tag| channel.basic_ack(tag, BasicAckOptions::default()));
+        let acked = async {
+            futures::future::join_all(acks).await;
+            Ok(())
+        };
+        // A lost connection ends the consumer too, and the subscription consumes again.
+        let _ = liveness.unless_lost("ack", acked).await;
+    }
+}
+
+/// Stops the pump, cancels the consumer and deletes the queue when the subscription
+/// goes, or when a subscribe fails or is cancelled after declaring the queue.
 struct Release {
-    channel: Channel,
+    shared: Arc<Shared>,
+    consuming: Arc<Consuming>,
     queue: ShortString,
-    /// The consumer, once there is one.
-    tag: Option<ShortString>,
     runtime: Handle,
     /// Told when the queue is deleted.
     done: Option<oneshot::Sender<()>>,
@@ -170,23 +404,25 @@ struct Release {
 
 impl Drop for Release {
     fn drop(&mut self) {
-        let channel = self.channel.clone();
+        let (channel, tag) = self.consuming.stop();
+        self.shared.rings.unregister(&self.queue);
         let queue = std::mem::take(&mut self.queue);
-        let tag = self.tag.take();
         let done = self.done.take();
         self.runtime.spawn(async move {
-            // Errors mean the channel or connection is gone, and the queue with it:
-            // lapin forgets the topology of a closed channel.
-            if channel.status().connected() {
-                if let Some(tag) = tag {
-                    let _ = channel
-                        .basic_cancel(tag, BasicCancelOptions::default())
-                        .await;
-                }
-                // Deleting also drops the queue from what lapin replays on recovery.
-                let _ = channel
-                    .queue_delete(queue, QueueDeleteOptions::default())
-                    .await;
+            // Errors mean the channel or connection is gone, and the queue with it.
+            if let Some((channel, liveness)) = channel.filter(|(c, _)| c.status().connected()) {
+                let delete = async {
+                    if let Some(tag) = tag {
+                        let _ = channel
+                            .basic_cancel(tag, BasicCancelOptions::default())
+                            .await;
+                    }
+                    let deleted = channel.queue_delete(queue, QueueDeleteOptions::default());
+                    deleted
+                        .await
+                        .map_err(|e| lapin_error("delete the queue", e))
+                };
+                let _ = liveness.unless_lost("delete the queue", delete).await;
             }
             if let Some(done) = done {
                 let _ = done.send(());

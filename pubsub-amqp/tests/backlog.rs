@@ -1,0 +1,181 @@
+//! The broadcast backlog waits in the broker: a subscriber holds its buffer (the
+//! consumer's prefetch) and the rest stays in its broker queue, up to the backlog;
+//! past that the broker drops the oldest and the subscription is told how many. On
+//! a private RabbitMQ node of this test binary.
+
+use std::time::Duration;
+
+use futures::StreamExt;
+use pubsub_amqp::AmqpBackend;
+use pubsub_brokers::RabbitServer;
+use pubsub_core::testkit::support::{next, next_item, unique, within};
+use pubsub_core::{PubSub, Received, Signal, Subscription};
+
+async fn server() -> &'static RabbitServer {
+    tokio::task::spawn_blocking(RabbitServer::shared)
+        .await
+        .expect("start the RabbitMQ node")
+}
+
+/// Publishes `ids` with confirms, `at_once` at a time (1 keeps the ids' order).
+async fn publish_all(bus: &PubSub, topic: &str, ids: std::ops::Range<u32>, at_once: usize) {
+    let topic = bus.topic(topic);
+    let publishes = ids.map(|id| {
+        let topic = topic.clone();
+        async move { topic.publish(&id).await.expect("a confirmed publish") }
+    });
+    futures::stream::iter(publishes)
+        .buffered(at_once)
+        .collect::<Vec<()>>()
+        .await;
+}
+
+/// The ready and unacknowledged messages of the queue bound with `topic`.
+fn queue_depth(server: &RabbitServer, topic: &str) -> (u64, u64) {
+    let bindings = server.rabbitmqctl(&["list_bindings", "routing_key", "destination_name"]);
+    let queue = bindings
+        .lines()
+        .find_map(|line| {
+            let (key, queue) = line.split_once('\t')?;
+            (key == topic).then(|| queue.to_owned())
+        })
+        .unwrap_or_else(|| panic!("no queue bound with {topic}: {bindings}"));
+    let queues = server.rabbitmqctl(&[
+        "list_queues",
+        "name",
+        "messages_ready",
+        "messages_unacknowledged",
+    ]);
+    queues
+        .lines()
+        .find_map(|line| {
+            let mut fields = line.split('\t');
+            (fields.next()? == queue).then(|| {
+                let ready = fields.next()?.parse().ok()?;
+                let unacked = fields.next()?.parse().ok()?;
+                Some((ready, unacked))
+            })?
+        })
+        .unwrap_or_else(|| panic!("no queue {queue}: {queues}"))
+}
+
+async fn ids(sub: &mut Subscription, count: usize) -> Vec<u32> {
+    let mut got = Vec::with_capacity(count);
+    while got.len() < count {
+        got.push(next(sub, "a message").await.json().expect("an id"));
+    }
+    got
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_burst_before_the_subscriber_reads_arrives_whole() {
+    let server = server().await;
+    let bus = PubSub::new(AmqpBackend::connect(&server.url()).await.expect("connect"));
+    let topic = unique("backlog.burst");
+    let mut sub = bus.topic(&topic).subscribe().await.expect("subscribe");
+    publish_all(&bus, &topic, 0..5_000, 8).await;
+    let mut got = ids(&mut sub, 5_000).await;
+    got.sort_unstable();
+    assert_eq!(got, (0..5_000).collect::<Vec<_>>());
+    // Nothing more: no signal, no duplicate.
+    bus.topic(&topic).publish(&u32::MAX).await.expect("publish");
+    assert_eq!(
+        next(&mut sub, "the last").await.json::<u32>().unwrap(),
+        u32::MAX
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_client_holds_its_buffer_and_the_broker_the_rest() {
+    let server = server().await;
+    let backend = AmqpBackend::builder(&server.url())
+        .buffer(100)
+        .connect()
+        .await
+        .expect("connect");
+    let bus = PubSub::new(backend);
+    let topic = unique("backlog.depth");
+    let mut sub = bus.topic(&topic).subscribe().await.expect("subscribe");
+    publish_all(&bus, &topic, 0..1_000, 8).await;
+    // Each look is two rabbitmqctl runs, an Erlang VM each: seconds apiece on a loaded
+    // machine, so the look gets more time than the suite's patience for one event.
+    let last = std::sync::Mutex::new(None);
+    let looking = tokio::time::timeout(Duration::from_secs(60), async {
+        loop {
+            let depth = tokio::task::spawn_blocking({
+                let topic = topic.clone();
+                move || queue_depth(server, &topic)
+            })
+            .await
+            .expect("rabbitmqctl");
+            if depth.0 + depth.1 == 1_000 && depth.1 == 100 {
+                return depth;
+            }
+            *last.lock().unwrap() = Some(depth);
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    });
+    let Ok(depth) = looking.await else {
+        panic!(
+            "the broker did not send the prefetch within 60 s: (ready, unacknowledged) \
+             last seen {:?}",
+            last.lock().unwrap()
+        );
+    };
+    assert_eq!(depth, (900, 100), "(ready, unacknowledged)");
+    // Reading acknowledges, and the broker sends the rest.
+    let got = ids(&mut sub, 1_000).await;
+    assert_eq!(got.len(), 1_000);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn past_its_backlog_the_broker_drops_the_oldest_and_says_how_many() {
+    let server = server().await;
+    let slow_bus = PubSub::new(
+        AmqpBackend::builder(&server.url())
+            .buffer(100)
+            .backlog(500)
+            .connect()
+            .await
+            .expect("connect"),
+    );
+    let bus = PubSub::new(AmqpBackend::connect(&server.url()).await.expect("connect"));
+    let topic = unique("backlog.full");
+    let mut slow = slow_bus.topic(&topic).subscribe().await.expect("subscribe");
+    let mut fast = bus.topic(&topic).subscribe().await.expect("subscribe");
+    let reader = tokio::spawn(async move { ids(&mut fast, 2_000).await });
+    // A subscriber that does not read blocks neither the publisher nor the other
+    // subscriber.
+    within(
+        "2,000 confirmed publishes",
+        publish_all(&bus, &topic, 0..2_000, 1),
+    )
+    .await;
+    let mut heard = within("the fast subscriber", reader).await.expect("reader");
+    heard.sort_unstable();
+    assert_eq!(heard, (0..2_000).collect::<Vec<_>>());
+
+    // The slow one: its prefetch, then what was dropped, then the newest 500.
+    let mut messages = Vec::new();
+    let mut dropped = 0u64;
+    while messages.len() < 600 {
+        match next_item(&mut slow, "the slow subscriber").await {
+            Received::Message(d) => messages.push(d.json::<u32>().unwrap()),
+            Received::Signal(Signal::Gap { reason }) => {
+                dropped += reason
+                    .split_whitespace()
+                    .skip_while(|w| *w != "dropped")
+                    .nth(2)
+                    .and_then(|n| n.parse::<u64>().ok())
+                    .unwrap_or_else(|| panic!("no count in {reason:?}"));
+            }
+            Received::Signal(other) => panic!("{other}"),
+        }
+    }
+    assert_eq!(dropped, 1_400, "2,000 published, 100 held, 500 kept");
+    let (held, kept) = messages.split_at(100);
+    assert!(held.iter().all(|&id| id < 1_500), "{held:?}");
+    let mut kept = kept.to_vec();
+    kept.sort_unstable();
+    assert_eq!(kept, (1_500..2_000).collect::<Vec<_>>());
+}
