@@ -1,12 +1,46 @@
-//! What every program shares: bounded waits, reading a subscription, and how a
-//! program ends.
+//! What every program shares: its logs, bounded waits, reading a subscription, and
+//! how a program ends.
 
 use std::future::Future;
 use std::process::ExitCode;
 use std::time::Duration;
 
+use pubsub_connect::logging::{self, LogFormat};
 use pubsub_core::{Delivery, Error, Received, Result, Subscription};
 use tokio::sync::mpsc::UnboundedReceiver;
+
+/// The logging options of every program: its log lines go to stderr, filtered by
+/// `RUST_LOG` (default `info`), so that a message a handler gave up on, a dead letter,
+/// a lag or a gap is seen.
+///
+/// ```
+/// use clap::Parser;
+///
+/// #[derive(Parser)]
+/// struct Args {
+///     #[command(flatten)]
+///     logging: pubsub_seeds::demo::Logging,
+/// }
+///
+/// let args = Args::parse_from(["program", "--log-format", "json"]);
+/// args.logging.init();
+/// ```
+#[derive(Debug, Clone, Copy, clap::Args)]
+pub struct Logging {
+    /// How log lines look on stderr: `text`, or `json` (one object per line, for a
+    /// log collector). `RUST_LOG` filters them (default `info`).
+    #[arg(long, default_value_t = LogFormat::Text)]
+    log_format: LogFormat,
+}
+
+impl Logging {
+    /// Installs the process's log subscriber. A second call (a subscriber installed
+    /// already) changes nothing.
+    pub fn init(self) {
+        // The only error is a subscriber installed before, which then does the job.
+        let _ = logging::init(self.log_format);
+    }
+}
 
 /// How long a demo waits for something that should happen before it fails.
 pub const PATIENCE: Duration = Duration::from_secs(10);

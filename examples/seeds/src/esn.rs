@@ -1,12 +1,16 @@
 //! OpenPaaS ESN: each node has a local bus (in-process, ESN's event emitter) and a
 //! global bus (RabbitMQ between nodes). Modules talk on the local bus; the messages
 //! controller forwards `message:stored` and `message:activity` to the global bus,
-//! where every node receives them.
+//! where every node receives them. A point-to-point channel ([`PointToPoint`]) has
+//! one receiver per node on ESN's durable queue, and each message goes to one of
+//! them: ours join the queue that ESN's own receivers consume.
 
 use std::borrow::Cow;
 
-use pubsub_core::{Delivery, Event, Handler, PubSub, Result};
+use pubsub_amqp::{AmqpBackend, QueueSpec};
+use pubsub_core::{Delivery, Error, Event, Handler, HandlerOptions, PubSub, Result};
 use pubsub_local::LocalBackend;
+use serde::Serialize;
 use serde_json::json;
 use tokio::sync::mpsc::{unbounded_channel, UnboundedSender};
 
@@ -39,12 +43,115 @@ impl Node {
     }
 }
 
+/// ESN's point-to-point messaging channel `N` (`pointToPoint.get(N)`): a fanout
+/// exchange `N` and a durable queue `N` with no arguments bound to it, consumed by
+/// every receiver of every node, ESN's and ours alike, each message handled by
+/// one.
+///
+/// ```no_run
+/// use pubsub_seeds::esn::PointToPoint;
+///
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() -> pubsub_core::Result<()> {
+/// let channel = PointToPoint::open("amqp://guest:guest@127.0.0.1:5672/%2f", "alarms").await?;
+/// let receiver = channel
+///     .receive(|delivery| async move {
+///         println!("{}", String::from_utf8_lossy(delivery.payload()));
+///         Ok(())
+///     })
+///     .await?;
+/// channel.send(&serde_json::json!({"alarm": 1})).await?;
+/// # receiver.stop();
+/// # Ok(())
+/// # }
+/// ```
+#[derive(Debug, Clone)]
+pub struct PointToPoint {
+    bus: PubSub,
+    name: String,
+}
+
+impl PointToPoint {
+    /// Channel `name` on the global bus at `global_url`: on RabbitMQ (`amqp://` or
+    /// `amqps://`, with `lazy` and `connect_timeout` as for any bus URL), ESN's
+    /// topology on a connection of its own; on any other bus, a group.
+    pub async fn open(global_url: &str, name: &str) -> Result<Self> {
+        let bus = match global_url.split_once("://") {
+            Some(("amqp" | "amqps", _)) => amqp_channel(global_url, name).await?,
+            _ => pubsub_connect::connect(global_url).await?,
+        };
+        Ok(PointToPoint {
+            bus,
+            name: name.to_owned(),
+        })
+    }
+
+    /// ESN's `send(message)`: a bare JSON body published to exchange `N` with an
+    /// empty routing key. As on ESN, a send before any receiver ever declared the
+    /// queue is dropped by the broker.
+    pub async fn send<T: Serialize + ?Sized>(&self, message: &T) -> Result<()> {
+        self.bus.topic(&self.name).publish(message).await
+    }
+
+    /// A receiver next to ESN's own: a member of the group that consumes queue `N`.
+    /// `receiver`'s success acknowledges the message, once; an error leaves it to
+    /// the library's retry, as a handler's error does.
+    pub async fn receive<F, Fut>(&self, receiver: F) -> Result<Handler>
+    where
+        F: Fn(Delivery) -> Fut + Send + Sync + 'static,
+        Fut: std::future::Future<Output = pubsub_core::HandlerResult> + Send + 'static,
+    {
+        let options = HandlerOptions::new().group(&self.name);
+        let mut handler = self.bus.topic(&self.name).on_with(options, receiver);
+        handler.ready().await?;
+        Ok(handler)
+    }
+}
+
+/// ESN's point-to-point topology on RabbitMQ: the group named after the channel
+/// consumes the queue named after it, declared durable with no arguments as ESN
+/// declares it, so that neither side's declare is refused.
+async fn amqp_channel(url: &str, name: &str) -> Result<PubSub> {
+    let (base, query) = url.split_once('?').unwrap_or((url, ""));
+    let mut client = Vec::new();
+    let mut lazy = false;
+    let mut timeout = None;
+    for pair in query.split('&').filter(|p| !p.is_empty()) {
+        match pair.split_once('=') {
+            // The layout is ESN's whatever the URL says.
+            Some(("routing", _)) => {}
+            Some(("lazy", value)) => lazy = value == "true",
+            Some(("connect_timeout", value)) => {
+                let parsed = humantime::parse_duration(value)
+                    .map_err(|e| Error::InvalidUrl(format!("connect_timeout={value}: {e}")))?;
+                timeout = Some(parsed);
+            }
+            _ => client.push(pair),
+        }
+    }
+    let url = match client.is_empty() {
+        true => base.to_owned(),
+        false => format!("{base}?{}", client.join("&")),
+    };
+    let mut builder = AmqpBackend::builder(&url)
+        .fanout_per_topic()
+        .queue(QueueSpec::declare(name));
+    if let Some(timeout) = timeout {
+        builder = builder.connect_timeout(timeout);
+    }
+    let backend = match lazy {
+        true => builder.connect_lazy()?,
+        false => builder.connect().await?,
+    };
+    Ok(backend.into())
+}
+
 /// One delivery to a subscriber of the demo: who received what.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Receipt {
     /// The receiving node.
     pub node: &'static str,
-    /// `local` or `global`.
+    /// `local`, `global` or `point-to-point`.
     pub bus: &'static str,
     /// The topic.
     pub topic: String,
@@ -67,6 +174,34 @@ impl Report {
     }
 }
 
+/// The name of the demo's point-to-point channel.
+pub const DEMO_CHANNEL: &str = "esn.demo.alarms";
+
+/// How many messages the demo sends on its point-to-point channel.
+pub const DEMO_SENDS: usize = 4;
+
+/// A callback that prints each message and reports it.
+fn reporter(
+    node: &'static str,
+    bus_name: &'static str,
+    seen: &UnboundedSender<Receipt>,
+) -> impl Fn(Delivery) -> std::future::Ready<pubsub_core::HandlerResult> + Send + Sync + 'static {
+    let seen = seen.clone();
+    move |d: Delivery| {
+        println!(
+            "[{node}] {bus_name} {}: {}",
+            d.topic(),
+            String::from_utf8_lossy(d.payload())
+        );
+        let receipt = Receipt {
+            node,
+            bus: bus_name,
+            topic: d.topic().to_owned(),
+        };
+        std::future::ready(seen.send(receipt).map_err(Into::into))
+    }
+}
+
 /// Subscribes a callback on `bus` that prints each message and reports it, as an ESN
 /// module's `pubsub.topic(name).subscribe(callback)` does.
 async fn listen(
@@ -76,30 +211,16 @@ async fn listen(
     topic: &str,
     seen: &UnboundedSender<Receipt>,
 ) -> Result<Handler> {
-    let seen = seen.clone();
-    let mut handler = bus.topic(topic).on(move |d: Delivery| {
-        let seen = seen.clone();
-        async move {
-            println!(
-                "[{node}] {bus_name} {}: {}",
-                d.topic(),
-                String::from_utf8_lossy(d.payload())
-            );
-            seen.send(Receipt {
-                node,
-                bus: bus_name,
-                topic: d.topic().to_owned(),
-            })?;
-            Ok(())
-        }
-    });
+    let mut handler = bus.topic(topic).on(reporter(node, bus_name, seen));
     handler.ready().await?;
     Ok(handler)
 }
 
 /// Runs the demo: two nodes on the global bus at `global_url`; node `a` publishes
 /// ESN's local topics and a new message, forwarded to global; both nodes receive the
-/// global events. Returns once everything expected has arrived.
+/// global events. Then each node has a receiver on the point-to-point channel
+/// [`DEMO_CHANNEL`], and node `a` sends [`DEMO_SENDS`] messages, each handled by one
+/// receiver. Returns once everything expected has arrived.
 pub async fn run(global_url: &str) -> Result<Report> {
     let a = Node::start("a", global_url).await?;
     let b = Node::start("b", global_url).await?;
@@ -148,9 +269,24 @@ pub async fn run(global_url: &str) -> Result<Report> {
     forward(&a, &stored).await?;
     forward(&a, &MessageActivity(post_activity())).await?;
 
-    // Four local deliveries on node a (message:activity among them), and each global
-    // topic on both nodes.
-    let expected = 4 + 2 * GLOBAL_TOPICS.len();
+    let channels = [
+        PointToPoint::open(global_url, DEMO_CHANNEL).await?,
+        PointToPoint::open(global_url, DEMO_CHANNEL).await?,
+    ];
+    for (node, channel) in [a.name, b.name].into_iter().zip(&channels) {
+        handlers.push(
+            channel
+                .receive(reporter(node, "point-to-point", &seen))
+                .await?,
+        );
+    }
+    for alarm in 0..DEMO_SENDS {
+        channels[0].send(&json!({ "alarm": alarm })).await?;
+    }
+
+    // Four local deliveries on node a (message:activity among them), each global
+    // topic on both nodes, and each point-to-point message once.
+    let expected = 4 + 2 * GLOBAL_TOPICS.len() + DEMO_SENDS;
     let mut report = Report::default();
     while report.received.len() < expected {
         report

@@ -1,39 +1,217 @@
-//! Infrahub's message bus: git agents compete for work in groups bound to routing key
-//! patterns, waiting work goes out highest priority first, RPCs are answered with
-//! typed responses, failing work is retried after a delay and then dead-lettered,
-//! and registry refreshes are broadcast to every worker, who skips its own.
+//! Infrahub 1.4.13's message bus on RabbitMQ, as the contract sheet `infrahub.md`
+//! describes it: the topic exchanges `infrahub.events` and `infrahub.dlx`, the shared
+//! work queue `infrahub.rpcs` (`x-max-priority` 5) that git agents compete for with
+//! manual acks and prefetch 2, broadcasts (`refresh.registry.*`, `refresh.git.*`) on
+//! each process's own queue where a worker skips what it sent itself, and RPCs whose
+//! `reply_to` and `correlation_id` travel in the body's `meta`, answered on the
+//! default exchange.
+//!
+//! Our worker joins Infrahub's git agents on `infrahub.rpcs`; our requester asks
+//! Infrahub's agents (or ours) from a callback queue of its own. Retries are this
+//! library's ([`retry_policy`]), not Infrahub's through `infrahub.delayed`: that needs
+//! a headers exchange and a short-int AMQP header, which the library has not.
+//! On `memory://` the same program runs in-process, one group per work pattern.
 
-use std::collections::HashMap;
-use std::sync::{Arc, Mutex, PoisonError};
+use std::sync::Arc;
 use std::time::Duration;
 
+use pubsub_amqp::{AmqpBackend, QueueSpec};
+use pubsub_core::backend::PublishOptions;
 use pubsub_core::{
     Delivery, Event, Handler, HandlerOptions, HandlerResult, Message, PubSub, Result, RetryPolicy,
-    LAST_ERROR, ORIGINAL_TOPIC,
+    Subscription, CORRELATION_ID, LAST_ERROR, ORIGINAL_TOPIC, REPLY_TO,
 };
 use serde::de::DeserializeOwned;
-use serde_json::{json, Value};
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
 use tokio::sync::mpsc::{unbounded_channel, UnboundedReceiver, UnboundedSender};
 
 use crate::catalog::infrahub::*;
 use crate::demo;
 
-/// The header that names who sent a message; a worker skips broadcasts it sent.
-pub const INITIATOR: &str = "initiator_id";
-/// The initiator id of the demo's API server.
-const API: &str = "api-server";
-/// Where work goes after its last failed attempt.
+/// The topic exchange of requests and events.
+pub const EVENTS: &str = "infrahub.events";
+/// The topic exchange retried messages come back through.
+pub const DLX: &str = "infrahub.dlx";
+/// The shared work queue.
+pub const RPCS: &str = "infrahub.rpcs";
+/// The `x-max-priority` of [`RPCS`].
+pub const MAX_PRIORITY: u8 = 5;
+/// Unacked messages a member of [`RPCS`] holds (Infrahub's
+/// `maximum_concurrent_messages`).
+pub const PREFETCH: u16 = 2;
+/// The priority of replies: Infrahub's default, as its `reply()` sets none.
+pub const REPLY_PRIORITY: u8 = 3;
+/// Where work goes after its last failed attempt (this library's retries).
 pub const DEAD_LETTER: &str = "infrahub.dead_letter";
-/// How often a worker tries a message, and how long it waits in between.
+
+/// How often a worker tries a message without `reply_to`, and how long it waits in
+/// between.
 pub fn retry_policy() -> RetryPolicy {
     RetryPolicy::attempts(3)
         .delay(Duration::from_millis(100))
         .dead_letter(DEAD_LETTER)
 }
 
-/// The group (durable queue) of a work pattern: `check.*.*` is `infrahub.check`.
-pub fn group_of(pattern: &str) -> String {
-    format!("infrahub.{}", pattern.replace(".*", ""))
+/// A connection to Infrahub's bus: its two topic exchanges and a callback queue of
+/// this process (`api-callback-<uuid>`, as Infrahub's API server names its own).
+#[derive(Debug, Clone)]
+pub struct Infrahub {
+    /// `infrahub.events`, where requests and events are published.
+    pub events: PubSub,
+    dlx: Option<PubSub>,
+    callback: String,
+}
+
+impl Infrahub {
+    /// Connects to `url`: on `amqp://` or `amqps://`, Infrahub's exchanges and
+    /// queues as the contract declares them; otherwise the bus `url` names.
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> pubsub_core::Result<()> {
+    /// let hub = pubsub_seeds::infrahub::Infrahub::connect("memory://").await?;
+    /// assert!(hub.callback().starts_with("api-callback-"));
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub async fn connect(url: &str) -> Result<Self> {
+        let callback = format!("api-callback-{}", uuid::Uuid::new_v4());
+        if !(url.starts_with("amqp://") || url.starts_with("amqps://")) {
+            let events = pubsub_connect::connect(url).await?;
+            return Ok(Infrahub {
+                events,
+                dlx: None,
+                callback,
+            });
+        }
+        let backend = AmqpBackend::builder(url)
+            .exchange(EVENTS)
+            .queue(QueueSpec::declare(RPCS).argument("x-max-priority", MAX_PRIORITY))
+            // Infrahub's callback queues are exclusive; the library declares no
+            // exclusive queue, so ours is at least not durable.
+            .queue(QueueSpec::declare(&callback).durable(false))
+            .prefetch(PREFETCH)
+            .connect()
+            .await?;
+        let dlx = PubSub::new(backend.exchange(DLX));
+        Ok(Infrahub {
+            events: PubSub::new(backend),
+            dlx: Some(dlx),
+            callback,
+        })
+    }
+
+    /// The name of this process's callback queue: the `reply_to` of its requests.
+    pub fn callback(&self) -> &str {
+        &self.callback
+    }
+
+    /// Declares the shared topology as Infrahub's API server does, or checks that
+    /// it is there: both exchanges, and [`RPCS`] bound to each with every one of
+    /// [`WORK_PATTERNS`].
+    pub async fn declare(&self) -> Result<()> {
+        for bus in std::iter::once(&self.events).chain(&self.dlx) {
+            for pattern in WORK_PATTERNS {
+                // Joining binds; the binding stays when the member leaves.
+                bus.topic(pattern)
+                    .subscribe_group(RPCS)
+                    .await?
+                    .unsubscribe()
+                    .await?;
+            }
+        }
+        Ok(())
+    }
+
+    /// The patterns a worker consumes [`RPCS`] with. On RabbitMQ one consumer of the
+    /// queue receives whatever any binding routed to it, so one pattern takes all
+    /// and the worker holds at most [`PREFETCH`] messages, as an Infrahub agent
+    /// does; in-process, each pattern is a group of its own.
+    fn consumed(&self) -> &'static [&'static str] {
+        match self.dlx {
+            Some(_) => &WORK_PATTERNS[..1],
+            None => WORK_PATTERNS,
+        }
+    }
+}
+
+/// The message `event` is published as: JSON with the AMQP priority of its routing
+/// key, and its meta's `reply_to` and `correlation_id` as properties too.
+pub fn message_of<E: Event + HasMeta>(event: &E) -> Result<Message> {
+    let meta = event.meta();
+    let mut message = Message::json(event)?.with_priority(E::PRIORITY);
+    if let Some(reply_to) = &meta.reply_to {
+        message = message.with_header(REPLY_TO, reply_to.as_str());
+    }
+    if let Some(id) = &meta.correlation_id {
+        message = message.with_header(CORRELATION_ID, id.as_str());
+    }
+    Ok(message)
+}
+
+/// Publishes `event` to `infrahub.events` with its routing key.
+pub async fn publish<E: Event + HasMeta>(hub: &Infrahub, event: &E) -> Result<()> {
+    hub.events
+        .topic(event.topic())
+        .publish_message(message_of(event)?)
+        .await
+}
+
+/// Sends RPCs from this process's callback queue, as Infrahub's `rpc()` does, and
+/// waits for their replies at most [`demo::PATIENCE`] (Infrahub waits forever).
+#[derive(Debug)]
+pub struct Requester {
+    hub: Infrahub,
+    replies: Subscription,
+}
+
+impl Requester {
+    /// Starts consuming the callback queue of `hub`.
+    pub async fn start(hub: &Infrahub) -> Result<Self> {
+        let replies = hub
+            .events
+            .topic(hub.callback())
+            .subscribe_group(hub.callback())
+            .await?;
+        Ok(Requester {
+            hub: hub.clone(),
+            replies,
+        })
+    }
+
+    /// Sends `request` with a fresh meta holding only its `correlation_id` and
+    /// `reply_to` (as `rpc()` replaces it), and decodes the reply whose AMQP
+    /// `correlation_id` is the request's; other replies are dropped.
+    pub async fn call<E, R>(&mut self, request: &E) -> Result<R>
+    where
+        E: Event + HasMeta + Clone,
+        R: DeserializeOwned,
+    {
+        let id = uuid::Uuid::new_v4().to_string();
+        let mut request = request.clone();
+        *request.meta_mut() = Meta::rpc(&id, self.hub.callback());
+        publish(&self.hub, &request).await?;
+        let replies = &mut self.replies;
+        let wait = async {
+            loop {
+                let reply = demo::next_message(replies, "an Infrahub reply").await?;
+                let ours = reply.header(CORRELATION_ID) == Some(id.as_str());
+                let decoded = ours.then(|| reply.json());
+                if !ours {
+                    tracing::debug!(
+                        correlation_id = reply.header(CORRELATION_ID),
+                        "a reply to no request of ours; dropped"
+                    );
+                }
+                reply.ack().await?;
+                if let Some(decoded) = decoded {
+                    return decoded;
+                }
+            }
+        };
+        demo::within("an Infrahub reply", wait).await?
+    }
 }
 
 /// What a worker did with a message.
@@ -43,109 +221,100 @@ pub enum Outcome {
     Ran {
         /// The worker.
         worker: String,
-        /// The message's topic.
+        /// The message's routing key.
         topic: String,
-        /// The message's priority.
+        /// The message's AMQP priority.
         priority: u8,
     },
     /// One failed attempt.
     Failed {
         /// The worker.
         worker: String,
-        /// The message's topic.
+        /// The message's routing key.
         topic: String,
     },
-    /// A broadcast refresh applied.
+    /// A broadcast applied.
     Refreshed {
         /// The worker.
         worker: String,
-        /// The refresh topic.
+        /// The broadcast's routing key.
         topic: String,
     },
     /// A broadcast the worker sent itself, skipped.
     Skipped {
         /// The worker.
         worker: String,
-        /// The refresh topic.
+        /// The broadcast's routing key.
         topic: String,
     },
 }
 
-/// The message `event` is sent as: JSON with its own priority, from `initiator`.
-pub fn message_from<E: Event>(event: &E, initiator: &str) -> Result<Message> {
-    Ok(Message::json(event)?
-        .with_priority(E::PRIORITY)
-        .with_header(INITIATOR, initiator))
-}
-
-/// Publishes `event` to its routing key as `initiator`.
-pub async fn publish_from<E: Event>(bus: &PubSub, event: &E, initiator: &str) -> Result<()> {
-    bus.topic(event.topic())
-        .publish_message(message_from(event, initiator)?)
-        .await
-}
-
-/// Sends `event` as an RPC and decodes the typed response.
-pub async fn call<E: Event, R: DeserializeOwned>(
-    bus: &PubSub,
-    event: &E,
-    initiator: &str,
-) -> Result<R> {
-    bus.topic(event.topic())
-        .request_message(message_from(event, initiator)?, demo::PATIENCE)
-        .await?
-        .json()
-}
-
-/// A git agent: a member of every work group, and a broadcast subscriber of the
-/// registry refreshes.
+/// A git agent: a member of [`RPCS`] beside Infrahub's agents, and a subscriber of
+/// the broadcasts on a queue of its own.
 #[derive(Debug)]
 pub struct Worker {
+    id: String,
+    hub: Infrahub,
     handlers: Vec<Handler>,
 }
 
 struct Context {
     id: String,
+    bus: PubSub,
     outcomes: UnboundedSender<Outcome>,
-    /// Failed attempts per repository, to fail `refresh.git.fetch` only once.
-    failures: Mutex<HashMap<String, u32>>,
 }
 
 impl Worker {
-    /// Joins the work groups and the broadcast as worker `id`, reporting to `outcomes`.
+    /// Joins [`RPCS`] and the broadcasts as worker `id`, reporting to `outcomes`.
     /// Returns once every subscription is confirmed.
-    pub async fn start(bus: &PubSub, id: &str, outcomes: UnboundedSender<Outcome>) -> Result<Self> {
+    pub async fn start(
+        hub: &Infrahub,
+        id: &str,
+        outcomes: UnboundedSender<Outcome>,
+    ) -> Result<Self> {
         let context = Arc::new(Context {
             id: id.to_owned(),
+            bus: hub.events.clone(),
             outcomes,
-            failures: Mutex::default(),
         });
         let mut handlers = Vec::new();
-        for pattern in WORK_PATTERNS {
-            let mut options = HandlerOptions::new()
-                .group(group_of(pattern))
-                .retry(retry_policy());
-            // Infrahub's prefetch: a worker holds two messages, the rest wait in
-            // priority order.
-            options.subscribe = options.subscribe.prefetch(2);
+        for pattern in hub.consumed() {
+            let mut options = HandlerOptions::new().group(RPCS).retry(retry_policy());
+            options.subscribe = options.subscribe.prefetch(PREFETCH);
             let context = Arc::clone(&context);
-            handlers.push(bus.topic(pattern).on_with(options, move |d: Delivery| {
+            handlers.push(
+                hub.events
+                    .topic(pattern)
+                    .on_with(options, move |d: Delivery| {
+                        let context = Arc::clone(&context);
+                        async move { work(&context, d).await }
+                    }),
+            );
+        }
+        for pattern in BROADCAST_PATTERNS {
+            let context = Arc::clone(&context);
+            handlers.push(hub.events.topic(pattern).on(move |d: Delivery| {
                 let context = Arc::clone(&context);
-                async move { work(&context, d).await }
+                async move { refresh(&context, &d) }
             }));
         }
-        let broadcast = Arc::clone(&context);
-        handlers.push(bus.topic(BROADCAST_PATTERN).on(move |d: Delivery| {
-            let context = Arc::clone(&broadcast);
-            async move { refresh(&context, &d) }
-        }));
         for handler in &mut handlers {
             handler.ready().await?;
         }
-        Ok(Worker { handlers })
+        Ok(Worker {
+            id: id.to_owned(),
+            hub: hub.clone(),
+            handlers,
+        })
     }
 
-    /// Leaves every group and the broadcast.
+    /// Publishes a broadcast `event` with this worker as its `initiator_id`.
+    pub async fn broadcast<E: Event + HasMeta>(&self, mut event: E) -> Result<()> {
+        event.meta_mut().initiator_id = Some(self.id.clone());
+        publish(&self.hub, &event).await
+    }
+
+    /// Leaves [`RPCS`] and the broadcasts.
     pub fn stop(self) {
         self.handlers.into_iter().for_each(Handler::stop);
     }
@@ -154,39 +323,30 @@ impl Worker {
 /// The files of the one repository the demo's agents can read.
 const README: &str = "# infrahub-demo\n";
 
+/// Any message, as far as a worker reads it before its routing key says more.
+#[derive(Deserialize)]
+struct Envelope {
+    #[serde(default)]
+    meta: Meta,
+}
+
+/// Runs the handler of `d`'s routing key. A failed request that asked for a reply
+/// is answered with an `rpc_error` response and not retried, as Infrahub does;
+/// other failures are retried by [`retry_policy`].
 async fn work(context: &Context, d: Delivery) -> HandlerResult {
     let topic = d.topic();
-    if topic == SendEchoRequest::TOPIC {
-        let request: SendEchoRequest = d.json()?;
-        let response = SendEchoResponse::passed(
-            topic,
-            EchoData {
-                response: format!("Reply to: {}", request.message),
-            },
-        );
-        d.reply(&response).await?;
-    } else if topic == GitFileGet::TOPIC {
-        let request: GitFileGet = d.json()?;
-        d.reply(&read_file(&request, &d)).await?;
-    } else if topic == GitRepositoryConnectivity::TOPIC {
-        let request: GitRepositoryConnectivity = d.json()?;
-        if request.repository_location.contains(".invalid") {
-            return fail(
-                context,
-                topic,
-                format!("cannot reach {}", request.repository_location),
-            );
+    let meta = d.json::<Envelope>()?.meta;
+    if let Err(error) = handle(context, &d, &meta).await {
+        println!("[{}] {topic} failed: {error}", context.id);
+        context.outcomes.send(Outcome::Failed {
+            worker: context.id.clone(),
+            topic: topic.to_owned(),
+        })?;
+        let failed = rpc_error(&meta, error.to_string(), d.json()?);
+        if !reply(&context.bus, &meta, &failed).await? {
+            return Err(error);
         }
-    } else if topic == RefreshGitFetch::TOPIC {
-        let request: RefreshGitFetch = d.json()?;
-        let failed_before = lock(&context.failures)
-            .get(&request.repository_id)
-            .copied()
-            .unwrap_or(0);
-        if failed_before == 0 {
-            lock(&context.failures).insert(request.repository_id, 1);
-            return fail(context, topic, "remote timed out".to_owned());
-        }
+        return Ok(());
     }
     println!("[{}] ran {topic} (priority {})", context.id, d.priority());
     context.outcomes.send(Outcome::Ran {
@@ -197,61 +357,92 @@ async fn work(context: &Context, d: Delivery) -> HandlerResult {
     Ok(())
 }
 
-fn read_file(request: &GitFileGet, d: &Delivery) -> GitFileGetResponse {
-    if request.file == "README.md" {
-        return GitFileGetResponse::passed(
-            GitFileGet::TOPIC,
-            GitFileData {
-                content: Some(README.to_owned()),
-                ..GitFileData::default()
-            },
-        );
+async fn handle(context: &Context, d: &Delivery, meta: &Meta) -> HandlerResult {
+    let topic = d.topic();
+    if topic == SendEchoRequest::TOPIC {
+        let request: SendEchoRequest = d.json()?;
+        let response = format!("Reply to: {}", request.message);
+        let data = EchoData { response };
+        reply(&context.bus, meta, &Response::passed(topic, meta, data)).await?;
+    } else if topic == GitFileGet::TOPIC {
+        let request: GitFileGet = d.json()?;
+        let response = Response::passed(topic, meta, read_file(&request));
+        reply(&context.bus, meta, &response).await?;
+    } else if topic == GitRepositoryConnectivity::TOPIC {
+        let request: GitRepositoryConnectivity = d.json()?;
+        let location = request.repository_location;
+        if location.contains(".invalid") {
+            return Err(format!("cannot reach {location}").into());
+        }
+        let data = ConnectivityData {
+            message: format!("reached {location}"),
+            success: true,
+        };
+        reply(&context.bus, meta, &Response::passed(topic, meta, data)).await?;
+    } else {
+        // Infrahub 1.4.13 has no model for the key: it logs and settles the message.
+        tracing::warn!(topic, "Infrahub message of no known kind; acked");
     }
-    let error = format!("{} not found in {}", request.file, request.repository_name);
-    GitFileGetResponse {
-        passed: false,
-        data: GitFileData {
-            error_message: Some(error.clone()),
-            http_code: Some(404),
+    Ok(())
+}
+
+/// `git.file.get`: a missing file is a passed response with the error in `data`,
+/// as Infrahub's agent answers it.
+fn read_file(request: &GitFileGet) -> GitFileData {
+    if request.file == "README.md" {
+        return GitFileData {
+            content: Some(README.to_owned()),
             ..GitFileData::default()
-        },
-        errors: vec![error],
-        initial_message: d.json::<Value>().ok(),
-        ..GitFileGetResponse::passed(GitFileGet::TOPIC, GitFileData::default())
+        };
+    }
+    GitFileData {
+        error_message: Some(format!(
+            "{} not found in {}",
+            request.file, request.repository_name
+        )),
+        http_code: Some(404),
+        ..GitFileData::default()
     }
 }
 
-fn fail(context: &Context, topic: &str, error: String) -> HandlerResult {
-    println!("[{}] {topic} failed: {error}", context.id);
-    context.outcomes.send(Outcome::Failed {
-        worker: context.id.clone(),
-        topic: topic.to_owned(),
-    })?;
-    Err(error.into())
+/// Answers a request of meta `request` with `response`, as Infrahub's responder
+/// does: to the default exchange with the body's `reply_to` as routing key and its
+/// `correlation_id` as the AMQP property (whatever properties the request had).
+/// Returns whether the request asked for a reply.
+async fn reply<R: Serialize>(bus: &PubSub, request: &Meta, response: &R) -> Result<bool> {
+    let Some(reply_to) = request.reply_to.as_deref().filter(|r| !r.is_empty()) else {
+        return Ok(false);
+    };
+    let mut message = Message::json(response)?.with_priority(REPLY_PRIORITY);
+    if let Some(id) = &request.correlation_id {
+        message = message.with_header(CORRELATION_ID, id.as_str());
+    }
+    bus.backend()
+        .reply_publisher(reply_to)?
+        .publish(message, PublishOptions::default())
+        .await?;
+    Ok(true)
 }
 
 fn refresh(context: &Context, d: &Delivery) -> HandlerResult {
     let worker = context.id.clone();
     let topic = d.topic().to_owned();
-    let outcome = if d.header(INITIATOR) == Some(&context.id) {
+    let meta = d.json::<Envelope>()?.meta;
+    let outcome = if meta.initiator_id.as_deref() == Some(context.id.as_str()) {
         println!("[{worker}] skipped {topic}: sent it myself");
         Outcome::Skipped { worker, topic }
     } else {
-        println!("[{worker}] refreshed the registry for {topic}");
+        println!("[{worker}] refreshed for {topic}");
         Outcome::Refreshed { worker, topic }
     };
     context.outcomes.send(outcome)?;
     Ok(())
 }
 
-fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
-    mutex.lock().unwrap_or_else(PoisonError::into_inner)
-}
-
 /// A message given up after its last attempt.
 #[derive(Debug, Clone)]
 pub struct DeadLetter {
-    /// The topic it was first published to.
+    /// The routing key it was first published with.
     pub original_topic: String,
     /// The handler's last error.
     pub last_error: String,
@@ -262,8 +453,6 @@ pub struct DeadLetter {
 /// What the demo saw.
 #[derive(Debug)]
 pub struct Report {
-    /// The priorities of the backlog, in the order the first worker ran it.
-    pub backlog: Vec<u8>,
     /// The answer to `send.echo.request`.
     pub echo: SendEchoResponse,
     /// The answer to `git.file.get` for a file that exists.
@@ -272,82 +461,46 @@ pub struct Report {
     pub missing: GitFileGetResponse,
     /// The message that failed every attempt.
     pub dead_letter: DeadLetter,
-    /// Everything the workers did after the backlog.
+    /// Everything the workers did.
     pub outcomes: Vec<Outcome>,
 }
 
-/// Runs the demo on `bus` (which needs groups: in-process or AMQP).
-pub async fn run(bus: &PubSub) -> Result<Report> {
+/// How many outcomes [`run`] waits for: the echo and two file reads ran; the
+/// unreachable repository failed three times; the branches refresh was skipped by
+/// its sender and applied by the other worker, the rebased branch and the fetch
+/// applied by both.
+pub const DEMO_OUTCOMES: usize = 3 + 3 + 6;
+
+/// Runs the demo on `hub`: two workers, RPCs from our requester, a failing message
+/// dead-lettered, and broadcasts.
+pub async fn run(hub: &Infrahub) -> Result<Report> {
     let (outcomes, mut events) = unbounded_channel();
-    let mut dead_letters = bus.topic(DEAD_LETTER).subscribe().await?;
+    hub.declare().await?;
+    let mut dead_letters = hub.events.topic(DEAD_LETTER).subscribe().await?;
+    let first = Worker::start(hub, "worker-1", outcomes.clone()).await?;
+    let second = Worker::start(hub, "worker-2", outcomes).await?;
+    let mut requester = Requester::start(hub).await?;
 
-    // The queues are durable: work published while no agent runs waits in them.
-    for pattern in WORK_PATTERNS {
-        bus.topic(pattern)
-            .subscribe_group(&group_of(pattern))
-            .await?
-            .unsubscribe()
-            .await?;
-    }
-    let backlog = publish_backlog(bus).await?;
-    let first = Worker::start(bus, "worker-1", outcomes.clone()).await?;
-    let mut order = Vec::new();
-    for _ in 0..backlog {
-        if let Outcome::Ran { priority, .. } = demo::next(&mut events, "the backlog").await? {
-            order.push(priority);
-        }
-    }
-    println!("backlog ran in priority order: {order:?}");
-    let second = Worker::start(bus, "worker-2", outcomes).await?;
-
-    publish_from(bus, &branch_merged(), API).await?;
-    publish_from(
-        bus,
-        &NewPrimaryApi {
-            meta: None,
-            worker_id: "worker-2".into(),
-        },
-        API,
-    )
-    .await?;
-    let echo: SendEchoResponse = call(
-        bus,
-        &SendEchoRequest {
-            meta: None,
-            message: "ping".into(),
-        },
-        API,
-    )
-    .await?;
+    let ping = SendEchoRequest {
+        meta: Meta::default(),
+        message: "ping".into(),
+    };
+    let echo: SendEchoResponse = requester.call(&ping).await?;
     println!("echo: {}", echo.data.response);
-    let file: GitFileGetResponse = call(bus, &git_file("README.md"), API).await?;
-    let missing: GitFileGetResponse = call(bus, &git_file("missing.md"), API).await?;
+    let file: GitFileGetResponse = requester.call(&git_file("README.md")).await?;
+    let missing: GitFileGetResponse = requester.call(&git_file("missing.md")).await?;
     println!(
-        "git.file.get: passed {} then {}",
-        file.passed, missing.passed
+        "git.file.get: {:?}, then {:?}",
+        file.data.content, missing.data.error_message
     );
-    publish_from(bus, &unreachable_repository(), API).await?;
-    publish_from(bus, &fetch(), API).await?;
-    publish_from(
-        bus,
-        &RefreshRegistryBranches {
-            meta: Some(Meta {
-                initiator_id: Some("worker-1".into()),
-                ..Meta::default()
-            }),
-        },
-        "worker-1",
-    )
-    .await?;
-    publish_from(
-        bus,
-        &RefreshRegistryRebasedBranch {
-            meta: None,
-            branch: "feature".into(),
-        },
-        API,
-    )
-    .await?;
+    publish(hub, &unreachable_repository()).await?;
+    first.broadcast(RefreshRegistryBranches::default()).await?;
+    let rebased = RefreshRegistryRebasedBranch {
+        meta: Meta::default(),
+        branch: "feature".into(),
+    };
+    publish(hub, &rebased).await?;
+    publish(hub, &fetch()).await?;
 
     let delivery = demo::next_message(&mut dead_letters, "the dead letter").await?;
     let dead_letter = DeadLetter {
@@ -362,14 +515,10 @@ pub async fn run(bus: &PubSub) -> Result<Report> {
         "dead letter from {}: {}",
         dead_letter.original_topic, dead_letter.last_error
     );
-
-    // Ran: branch merge, new primary, echo, two file reads, the fetch. Failed: the
-    // fetch once, the unreachable repository three times. Four broadcast receipts.
-    let outcomes = collect(&mut events, 6 + 4 + 4).await?;
+    let outcomes = collect(&mut events, DEMO_OUTCOMES).await?;
     first.stop();
     second.stop();
     Ok(Report {
-        backlog: order,
         echo,
         file,
         missing,
@@ -386,52 +535,10 @@ async fn collect(events: &mut UnboundedReceiver<Outcome>, count: usize) -> Resul
     Ok(outcomes)
 }
 
-/// Publishes requests of mixed priorities while no worker runs; returns how many.
-async fn publish_backlog(bus: &PubSub) -> Result<usize> {
-    let refresh = RequestProposedChangeRefreshArtifacts {
-        meta: None,
-        proposed_change: "pc-1".into(),
-        source_branch: "feature".into(),
-        source_branch_sync_with_git: false,
-        destination_branch: "main".into(),
-        branch_diff: json!({}),
-        context: None,
-    };
-    let pipeline = RequestProposedChangePipeline {
-        meta: None,
-        proposed_change: "pc-1".into(),
-        source_branch: "feature".into(),
-        source_branch_sync_with_git: false,
-        destination_branch: "main".into(),
-        check_type: "all".into(),
-        context: None,
-    };
-    let backlog = [
-        (refresh.topic(), message_from(&refresh, API)?),
-        (refresh.topic(), message_from(&refresh, API)?),
-        (pipeline.topic(), message_from(&pipeline, API)?),
-        (refresh.topic(), message_from(&refresh, API)?),
-        (pipeline.topic(), message_from(&pipeline, API)?),
-    ];
-    let count = backlog.len();
-    for (topic, message) in backlog {
-        bus.topic(&topic).publish_message(message).await?;
-    }
-    Ok(count)
-}
-
-fn branch_merged() -> BranchMerged {
-    BranchMerged {
-        meta: None,
-        source_branch: "feature".into(),
-        target_branch: "main".into(),
-        context: None,
-    }
-}
-
-fn git_file(file: &str) -> GitFileGet {
+/// A `git.file.get` of `file` in the demo's repository.
+pub fn git_file(file: &str) -> GitFileGet {
     GitFileGet {
-        meta: None,
+        meta: Meta::default(),
         commit: "3f2a9c1".into(),
         file: file.into(),
         repository_id: "repo-1".into(),
@@ -442,7 +549,7 @@ fn git_file(file: &str) -> GitFileGet {
 
 fn unreachable_repository() -> GitRepositoryConnectivity {
     GitRepositoryConnectivity {
-        meta: None,
+        meta: Meta::default(),
         repository_name: "lost".into(),
         repository_location: "https://git.example.invalid/lost.git".into(),
     }
@@ -450,7 +557,7 @@ fn unreachable_repository() -> GitRepositoryConnectivity {
 
 fn fetch() -> RefreshGitFetch {
     RefreshGitFetch {
-        meta: None,
+        meta: Meta::default(),
         location: "https://git.example.org/infrahub-demo.git".into(),
         repository_id: "repo-1".into(),
         repository_name: "infrahub-demo".into(),

@@ -26,5 +26,6 @@ pub mod brainlife;
 pub mod catalog;
 pub mod demo;
 pub mod esn;
+pub mod footprint;
 pub mod infrahub;
 pub mod intheam;

@@ -1,4 +1,4 @@
-//! ESN, Infrahub and brainlife on a private RabbitMQ node, with pika as the seed
+//! ESN and brainlife on a private RabbitMQ node (Infrahub: `infrahub_amqp.rs`), with pika as the seed
 //! systems' own clients on the other end. Each test has a vhost of its own, so the
 //! durable queues of one never meet another's.
 
@@ -11,9 +11,7 @@ use pubsub_seeds::catalog::brainlife::{
     EmailConfig, NotificationHandler, NotificationRequest, Task, TASK_FINISHED,
 };
 use pubsub_seeds::catalog::esn::MessageStored;
-use pubsub_seeds::infrahub::Outcome;
-use pubsub_seeds::{brainlife, demo, esn, infrahub};
-use serde_json::Value;
+use pubsub_seeds::{brainlife, demo, esn};
 
 mod support;
 
@@ -46,7 +44,27 @@ async fn esn_runs_on_rabbitmq_with_an_exchange_per_topic() {
         );
     }
     assert_eq!(report.count("a", "local", "message:activity"), 1);
+    let point_to_point =
+        ["a", "b"].map(|node| report.count(node, "point-to-point", esn::DEMO_CHANNEL));
+    assert_eq!(
+        point_to_point.iter().sum::<usize>(),
+        esn::DEMO_SENDS,
+        "each point-to-point message handled once: {point_to_point:?}"
+    );
     let vhost = url.rsplit('/').next().unwrap().split('?').next().unwrap();
+    // ESN's point-to-point queue: durable, no arguments, so ESN's own declare passes.
+    let queues = RabbitServer::shared().rabbitmqctl(&[
+        "list_queues",
+        "-p",
+        vhost,
+        "name",
+        "durable",
+        "arguments",
+    ]);
+    assert!(
+        queues.contains(&format!("{}\ttrue\t[]", esn::DEMO_CHANNEL)),
+        "{queues}"
+    );
     let exchanges =
         RabbitServer::shared().rabbitmqctl(&["list_exchanges", "-p", vhost, "name", "type"]);
     for topic in ["message:stored", "message:activity"] {
@@ -79,7 +97,7 @@ async fn esn_starts_before_rabbitmq() {
         .unwrap()
         .expect("the ESN demo");
     let _server = restart.await.unwrap();
-    assert_eq!(report.received.len(), 8);
+    assert_eq!(report.received.len(), 12);
     assert_eq!(report.count("b", "global", "message:stored"), 1);
 }
 
@@ -104,62 +122,6 @@ async fn esn_node_receives_what_a_pika_node_publishes() {
     .await;
     let message = support::next_event(&mut stored, "the stored message").await;
     assert_eq!(message.0["content"], "from node.js");
-}
-
-#[tokio::test]
-async fn infrahub_demo_runs_on_rabbitmq() {
-    let report = infrahub::run(&bus(&vhost("")).await)
-        .await
-        .expect("the Infrahub demo");
-    assert_eq!(
-        report.backlog,
-        vec![5, 5, 3, 3, 3],
-        "RabbitMQ's priority queue"
-    );
-    assert_eq!(report.echo.data.response, "Reply to: ping");
-    assert!(report.file.passed && !report.missing.passed);
-    assert_eq!(
-        report.dead_letter.original_topic,
-        "git.repository.connectivity"
-    );
-    let skipped = report
-        .outcomes
-        .iter()
-        .filter(|o| matches!(o, Outcome::Skipped { .. }))
-        .count();
-    assert_eq!(skipped, 1);
-}
-
-/// Infrahub's Python side sends `send.echo.request` with `reply_to` and
-/// `correlation_id`; a worker of ours answers with the seed's response fields.
-#[tokio::test]
-async fn infrahub_worker_answers_a_pika_rpc() {
-    let url = vhost("");
-    let bus = bus(&url).await;
-    let (outcomes, _events) = tokio::sync::mpsc::unbounded_channel();
-    let worker = infrahub::Worker::start(&bus, "worker-1", outcomes)
-        .await
-        .unwrap();
-    let printed = support::python(
-        "pika_echo.py",
-        &[
-            url,
-            pubsub_amqp::DEFAULT_EXCHANGE.into(),
-            "ping from pika".into(),
-        ],
-    )
-    .await;
-    let mut lines = printed.lines();
-    assert_eq!(
-        lines.next(),
-        Some("True"),
-        "the reply carries the request's correlation id"
-    );
-    let reply: Value = serde_json::from_str(lines.next().unwrap()).unwrap();
-    assert_eq!(reply["passed"], true);
-    assert_eq!(reply["routing_key"], "send.echo.request");
-    assert_eq!(reply["data"]["response"], "Reply to: ping from pika");
-    worker.stop();
 }
 
 #[tokio::test]
@@ -244,5 +206,195 @@ async fn brainlife_mails_a_task_amaretti_published_while_it_was_down() {
     );
 }
 
+/// Amaretti's own `wf.task` events, published by pika in the current layout (`wf.task`,
+/// `<instance>.<task>`) and the 2016 one (`wf`, `task.<instance>.<task>`), reach the
+/// notification service in brainlife's queue `event.task` (durable, no arguments,
+/// manual ack, prefetch 1), which mails once: the same status published again (as
+/// Amaretti does on every save) and a removed task's `null` send nothing.
+#[tokio::test]
+async fn brainlife_notify_takes_amarettis_events_in_both_layouts() {
+    for layout in [brainlife::Layout::Current, brainlife::Layout::Legacy] {
+        let url = vhost("");
+        let bus = layout.connect(&url).await.expect("Amaretti's exchange");
+        let outbox = tempfile::tempdir().unwrap();
+        let registration = brainlife::Registration {
+            to: "user1@brainlife.example".into(),
+            request: NotificationRequest {
+                event: TASK_FINISHED.into(),
+                handler: NotificationHandler::Email,
+                config: EmailConfig {
+                    task_id: "57c4a6fafe948ddd0372e20e".into(),
+                    subject: "diff import finished".into(),
+                    message: "done".into(),
+                },
+            },
+        };
+        let (outcomes, mut events) = tokio::sync::mpsc::unbounded_channel();
+        let service =
+            brainlife::start_on(&bus, layout, vec![registration], outbox.path(), outcomes)
+                .await
+                .unwrap();
+
+        let mut record: Task = serde_json::from_str(SEED_TASK).unwrap();
+        record.status = "finished".into();
+        let exchange = layout.exchange().expect("an Amaretti layout").to_owned();
+        let key = layout.key(&record);
+        let body = serde_json::to_string(&record).unwrap();
+        for body in [body.clone(), body, "null".to_owned()] {
+            let args = [url.clone(), exchange.clone(), key.clone(), body];
+            support::python("pika_publish.py", &args).await;
+        }
+        let mail = outbox.path().join("57c4a6fafe948ddd0372e20e.eml");
+        let task = "57c4a6fafe948ddd0372e20e".to_owned();
+        let outcome = demo::next(&mut events, "the mail").await.unwrap();
+        assert_eq!(
+            outcome,
+            brainlife::Outcome::Mailed {
+                task: task.clone(),
+                path: mail
+            },
+            "{layout:?}"
+        );
+        let again = demo::next(&mut events, "the second finish").await.unwrap();
+        let status = "finished".to_owned();
+        assert_eq!(
+            again,
+            brainlife::Outcome::Ignored { task, status },
+            "{layout:?}"
+        );
+        let extra = tokio::time::timeout(Duration::from_millis(300), events.recv()).await;
+        assert!(extra.is_err(), "{layout:?}: {extra:?}");
+
+        let vhost = url.rsplit('/').next().unwrap();
+        let server = RabbitServer::shared();
+        let list = |what: &[&str]| {
+            let mut args = vec![what[0], "-p", vhost, "-q", "--no-table-headers"];
+            args.extend(&what[1..]);
+            server.rabbitmqctl(&args)
+        };
+        let queues = list(&["list_queues", "name", "durable", "auto_delete", "arguments"]);
+        assert!(queues.contains("event.task\ttrue\tfalse\t[]"), "{queues}");
+        let bindings = list(&[
+            "list_bindings",
+            "source_name",
+            "routing_key",
+            "destination_name",
+        ]);
+        let binding = format!("{exchange}\t{}\tevent.task", layout.binding());
+        assert!(
+            bindings.lines().any(|l| l == binding),
+            "{layout:?}: {bindings}"
+        );
+        let consumers = list(&[
+            "list_consumers",
+            "queue_name",
+            "ack_required",
+            "prefetch_count",
+        ]);
+        assert!(consumers.contains("event.task\ttrue\t1"), "{consumers}");
+        service.stop();
+        bus.close().await.unwrap();
+    }
+}
+
+/// The `brainlife_notify` program on Amaretti's exchanges: its demo's task records
+/// go through brainlife's queue `event.task`, which stays, as brainlife's does.
+#[tokio::test]
+async fn brainlife_notify_runs_on_amarettis_exchanges() {
+    for (layout, exchange) in [("current", "wf.task"), ("2016", "wf")] {
+        let url = vhost("");
+        let (out, left) = tokio::task::spawn_blocking({
+            let url = url.clone();
+            move || {
+                let notify = env!("CARGO_BIN_EXE_brainlife_notify");
+                let outbox = tempfile::tempdir().unwrap();
+                let outbox = outbox.path().to_str().unwrap().to_owned();
+                let args = ["--layout", layout, "--url", &url, "--outbox", &outbox];
+                (run_binary(notify, &args), left_behind(&url))
+            }
+        })
+        .await
+        .unwrap();
+        assert_eq!(
+            out.lines().last(),
+            Some("done: 1 mails, 0 given up"),
+            "{out}"
+        );
+        assert!(left.contains(&"event.task".to_owned()), "{left:?}");
+        assert!(left.contains(&exchange.to_owned()), "{left:?}");
+    }
+}
+
 /// The seed's task message, as Amaretti published it.
 const SEED_TASK: &str = r#"{"_id":"57c4a6fafe948ddd0372e20e","status_msg":"","request_date":"2016-08-30T19:52:46.992Z","status":"requested","progress_key":"brlife.57912b0fef01633d720918cf.57c4a6fafe948ddd0372e20e","user_id":"1","config":{"source_dir":"57c4a6fafe948ddd0372e20d/download"},"instance_id":"57912b0fef01633d720918cf","service":"soichih/bl-product-nifti","name":"diff import","__v":4,"_envs":{"BL_WORKFLOW_ID":"57912b0fef01633d720918cf","TASK_ID":"57c4a6fafe948ddd0372e20e","test":"hello"},"resource_id":"575ee815b62439c67b693b85","create_date":"2016-08-29T21:19:54.592Z","resource_ids":["575ee815b62439c67b693b85"],"resource_deps":[],"deps":["57c4a6fafe948ddd0372e20d"]}"#;
+
+/// The names on the broker that a demo binary's run left in `url`'s vhost.
+fn left_behind(url: &str) -> Vec<String> {
+    let vhost = url.rsplit('/').next().expect("a vhost");
+    let server = RabbitServer::shared();
+    let queues = server.rabbitmqctl(&[
+        "list_queues",
+        "-p",
+        vhost,
+        "-q",
+        "--no-table-headers",
+        "name",
+    ]);
+    let exchanges = server.rabbitmqctl(&[
+        "list_exchanges",
+        "-p",
+        vhost,
+        "-q",
+        "--no-table-headers",
+        "name",
+    ]);
+    queues
+        .lines()
+        .chain(exchanges.lines())
+        // RabbitMQ's own exchanges, there in every vhost.
+        .filter(|name| !name.is_empty() && !name.starts_with("amq."))
+        .map(str::to_owned)
+        .collect()
+}
+
+fn run_binary(program: &str, args: &[&str]) -> String {
+    let mut command = std::process::Command::new(program);
+    command.args(args);
+    let output = support::run_bounded(command);
+    String::from_utf8_lossy(&output.stdout).into_owned()
+}
+
+/// Two demo runs on one broker: each on names of its own, each deleting them at the
+/// end, so the second replays nothing of the first and nothing is left; with
+/// `--keep-names` the durable queues stay, on the URL's exchange.
+#[tokio::test]
+async fn demo_binaries_on_rabbitmq_leave_nothing_behind() {
+    let url = vhost("");
+    let runs = tokio::task::spawn_blocking({
+        let url = url.clone();
+        move || {
+            let notify = env!("CARGO_BIN_EXE_brainlife_notify");
+            let outbox = tempfile::tempdir().unwrap();
+            let outbox = outbox.path().to_str().unwrap().to_owned();
+            let mut outs = Vec::new();
+            for _ in 0..2 {
+                outs.push(run_binary(notify, &["--url", &url, "--outbox", &outbox]));
+            }
+            let after_clean_runs = left_behind(&url);
+            outs.push(run_binary(
+                notify,
+                &["--url", &url, "--outbox", &outbox, "--keep-names"],
+            ));
+            (outs, after_clean_runs, left_behind(&url))
+        }
+    });
+    let (outs, after_clean_runs, after_kept) = runs.await.unwrap();
+    for out in &outs[..2] {
+        let last = out.lines().last().unwrap_or_default();
+        assert_eq!(last, "done: 1 mails, 0 given up", "{out}");
+    }
+    assert_eq!(after_clean_runs, Vec::<String>::new());
+    let queue = pubsub_amqp::group_queue(brainlife::QUEUE, "pubsub", Task::TOPIC).unwrap();
+    assert!(after_kept.contains(&queue), "{after_kept:?}");
+    assert!(after_kept.contains(&"pubsub".to_owned()), "{after_kept:?}");
+}

@@ -74,6 +74,15 @@ fn brainlife_gateway_frames_decode() {
     assert_eq!(ok.status, "ok");
     let relayed: brainlife::Relayed = serde_json::from_value(json!({"msg": {"_id": "t"}})).unwrap();
     assert_eq!(relayed.msg["_id"], "t");
+    // The contract sheet's composed frame of an Amaretti `wf.task` event.
+    let frame = r#"{"headers":{},"dinfo":{"contentType":"application/json","queue":"amq.gen-4Qm1x9","deliveryTag":{"type":"Buffer","data":[0,0,0,0,0,0,0,3]},"redelivered":false,"exchange":"wf.task","routingKey":"5f1a0c3e9d2b.5f1a0c4a77e1","consumerTag":"node-amqp-31-0.7261"},"msg":{"_id":"5f1a0c4a77e1","instance_id":"5f1a0c3e9d2b","status":"running","status_msg":"","service":"brainlife/app-foo","config":{"_tid":3},"name":"foo"}}"#;
+    let relayed: brainlife::Relayed = serde_json::from_str(frame).unwrap();
+    let dinfo = relayed.dinfo.expect("dinfo");
+    assert_eq!(
+        (dinfo.exchange.as_str(), dinfo.routing_key.as_str()),
+        ("wf.task", "5f1a0c3e9d2b.5f1a0c4a77e1")
+    );
+    assert_eq!(relayed.msg["status"], "running");
 }
 
 #[test]
@@ -91,7 +100,8 @@ fn every_inthe_am_message_decodes() {
         ),
         round_trip::<ChangedTask>(json!({"username": "alice", "start": "a1", "head": "b2",
             "task_id": "0b7c1ee0-0c8b-4f3f-9a3e-3b1d2a4c5e6f",
-            "task_data": {"description": "Buy milk", "status": "pending", "urgency": 1.8}})),
+            "task_data": {"description": "Buy milk", "status": "pending", "urgency": 1.8},
+            "changes": {"description": [null, "Buy milk"]}})),
         round_trip::<LogMessage>(
             json!({"username": "alice", "md5hash": "d41d8cd9", "last_seen": "2024-01-02T03:04:05Z",
             "created": "2024-01-01T00:00:00Z", "error": false, "silent": false, "message": "Synced", "count": 3}),
@@ -112,6 +122,25 @@ fn every_inthe_am_message_decodes() {
         ),
     ];
     assert_covers("Inthe.AM", covered, inthe_am::TOPICS);
+
+    // The shapes the running code publishes: a new log entry's dates and a sync's
+    // debounce id may be null; Taskd writes indented JSON and may leave counts out.
+    round_trip::<LogMessage>(
+        json!({"username": "alice", "md5hash": "d41d8cd9", "last_seen": null,
+        "created": null, "error": true, "silent": false, "message": "Refused", "count": 1}),
+    );
+    round_trip::<LocalSync>(
+        json!({"username": "alice.smith", "debounce_id": null, "start": "a1", "head": "b2"}),
+    );
+    let taskd: Sync = serde_json::from_str(
+        "{\n   \"action\" : \"sync\",\n   \"username\" : \"alice.smith\",\n   \"org\" : \"inthe_am\",\n   \"client\" : \"task\",\n   \"port\" : 1,\n   \"client_key\" : \"k\",\n   \"record_count\" : 1,\n   \"branch_point\" : \"k\",\n   \"branch_record_count\" : 0,\n   \"delta_count\" : 0,\n   \"service_duration\" : 0.5\n}\n",
+    )
+    .unwrap();
+    assert_eq!(
+        (taskd.ip.as_str(), taskd.stored_count, taskd.merged_count),
+        ("", 0, 0)
+    );
+    assert_eq!(taskd.topic(), "sync.alice.smith");
 
     let accepted: IncomingMail =
         serde_json::from_value(json!({"username": "alice", "message_id": 18,
@@ -182,56 +211,70 @@ fn every_esn_message_decodes() {
 #[test]
 fn every_infrahub_message_decodes() {
     use infrahub::*;
-    let meta = json!({"request_id": "r1", "initiator_id": "worker-1", "priority": 3});
+    let meta = json!({"request_id": "r1", "initiator_id": "worker-1", "retry_count": 2});
     let covered = vec![
         round_trip::<CheckGeneratorRun>(
             json!({"meta": meta, "generator_definition": {"name": "gen"},
-            "generator_instance": null, "commit": "abc", "repository_id": "repo1", "repository_name": "infra",
+            "commit": "abc", "repository_id": "repo1", "repository_name": "infra",
             "repository_kind": "CoreRepository", "branch_name": "main", "target_id": "t1", "target_name": "site",
             "query": "q", "variables": {"name": "site"}, "validator_id": "v1", "proposed_change": "pc1",
             "context": {"account": "admin"}}),
         ),
         round_trip::<BranchMerged>(
-            json!({"meta": null, "source_branch": "feature", "target_branch": "main",
-            "context": null}),
+            json!({"meta": {"request_id": ""}, "source_branch": "feature", "target_branch": "main"}),
         ),
-        round_trip::<NewPrimaryApi>(json!({"meta": null, "worker_id": "worker-2"})),
-        round_trip::<FinalizeValidatorExecution>(json!({"meta": null, "validator_id": "v1",
+        round_trip::<NewPrimaryApi>(json!({"meta": {"request_id": ""}, "worker_id": "worker-2"})),
+        round_trip::<FinalizeValidatorExecution>(
+            json!({"meta": {"request_id": ""}, "validator_id": "v1",
             "validator_execution_id": "e1", "start_time": "2024-01-01T00:00:00Z",
-            "validator_type": "CoreRepositoryValidator", "context": null, "proposed_change": "pc1"})),
-        round_trip::<GitFileGet>(json!({"meta": null, "commit": "abc", "file": "README.md",
-            "repository_id": "repo1", "repository_name": "infra", "repository_kind": "CoreRepository"})),
-        round_trip::<GitRepositoryConnectivity>(json!({"meta": null, "repository_name": "infra",
-            "repository_location": "https://example.invalid/infra.git"})),
+            "validator_type": "CoreRepositoryValidator", "proposed_change": "pc1"}),
+        ),
+        round_trip::<GitFileGet>(
+            json!({"meta": {"request_id": ""}, "commit": "abc", "file": "README.md",
+            "repository_id": "repo1", "repository_name": "infra", "repository_kind": "CoreRepository"}),
+        ),
+        round_trip::<GitRepositoryConnectivity>(
+            json!({"meta": {"request_id": ""}, "repository_name": "infra",
+            "repository_location": "https://example.invalid/infra.git"}),
+        ),
         round_trip::<RefreshGitFetch>(
-            json!({"meta": null, "location": "https://example.invalid/infra.git",
+            json!({"meta": {"request_id": ""}, "location": "https://example.invalid/infra.git",
             "repository_id": "repo1", "repository_name": "infra", "repository_kind": "CoreRepository",
             "infrahub_branch_name": "main", "infrahub_branch_id": "b1"}),
         ),
-        round_trip::<RefreshRegistryBranches>(json!({"meta": {"initiator_id": "worker-1"}})),
-        round_trip::<RefreshRegistryRebasedBranch>(json!({"meta": null, "branch": "feature"})),
+        round_trip::<RefreshRegistryBranches>(
+            json!({"meta": {"request_id": "", "initiator_id": "worker-1"}}),
+        ),
+        round_trip::<RefreshRegistryRebasedBranch>(
+            json!({"meta": {"request_id": ""}, "branch": "feature"}),
+        ),
         round_trip::<RequestGeneratorDefinitionCheck>(
-            json!({"meta": null, "generator_definition": {"name": "gen"},
+            json!({"meta": {"request_id": ""}, "generator_definition": {"name": "gen"},
             "branch_diff": {"nodes": []}, "proposed_change": "pc1", "source_branch": "feature",
-            "source_branch_sync_with_git": true, "destination_branch": "main", "context": null}),
+            "source_branch_sync_with_git": true, "destination_branch": "main"}),
         ),
-        round_trip::<RequestProposedChangePipeline>(json!({"meta": null, "proposed_change": "pc1",
+        round_trip::<RequestProposedChangePipeline>(
+            json!({"meta": {"request_id": ""}, "proposed_change": "pc1",
             "source_branch": "feature", "source_branch_sync_with_git": false, "destination_branch": "main",
-            "check_type": "all", "context": null})),
+            "check_type": "all"}),
+        ),
         round_trip::<RequestProposedChangeRefreshArtifacts>(
-            json!({"meta": null, "proposed_change": "pc1",
+            json!({"meta": {"request_id": ""}, "proposed_change": "pc1",
             "source_branch": "feature", "source_branch_sync_with_git": false, "destination_branch": "main",
-            "branch_diff": {}, "context": null}),
+            "branch_diff": {}}),
         ),
-        round_trip::<SendEchoRequest>(json!({"meta": null, "message": "ping"})),
+        round_trip::<SendEchoRequest>(json!({"meta": {"request_id": ""}, "message": "ping"})),
         round_trip::<GitFileGetResponse>(
-            json!({"meta": null, "passed": false, "routing_key": "git.file.get",
-            "data": {"content": null, "error_message": "not found", "http_code": 404},
+            json!({"meta": {"request_id": ""}, "passed": false, "routing_key": "git.file.get",
+            "data": {"error_message": "not found", "http_code": 404},
             "errors": ["not found"], "initial_message": {"file": "missing.md"}}),
         ),
-        round_trip::<SendEchoResponse>(json!({"meta": {"correlation_id": "c1"}, "passed": true,
-            "routing_key": "send.echo.request", "data": {"response": "Reply to: ping"}, "errors": [],
-            "initial_message": null})),
+        round_trip::<SendEchoResponse>(json!({"meta": {"request_id": "", "correlation_id": "c1"},
+            "passed": true, "routing_key": "send.echo.request", "data": {"response": "Reply to: ping"},
+            "errors": []})),
+        round_trip::<GitRepositoryConnectivityResponse>(json!({"meta": {"request_id": ""},
+            "passed": true, "routing_key": "git.repository.connectivity",
+            "data": {"message": "reached", "success": true}, "errors": []})),
     ];
     assert_covers("Infrahub", covered, infrahub::TOPICS);
 
@@ -247,6 +290,54 @@ fn every_infrahub_message_decodes() {
     assert_eq!(RefreshGitFetch::PRIORITY, 3);
 }
 
+/// The contract sheet's composed examples (infrahub.md §2), byte for byte: `meta`
+/// first, `request_id` an empty string, nulls left out; and a body with keys
+/// Infrahub's models ignore, or without `meta`, still decodes.
+#[test]
+fn infrahub_bodies_are_the_sheets_composed_examples() {
+    use infrahub::*;
+    let id = "1879c0d2-94ab-3e1f-0b6c-a71e3f09d2c4";
+    let ping = SendEchoRequest {
+        meta: Meta::rpc(id, "api-callback-6a0e"),
+        message: "ping".into(),
+    };
+    assert_eq!(
+        serde_json::to_string(&ping).unwrap(),
+        r#"{"meta":{"request_id":"","correlation_id":"1879c0d2-94ab-3e1f-0b6c-a71e3f09d2c4","reply_to":"api-callback-6a0e"},"message":"ping"}"#
+    );
+    let data = EchoData {
+        response: "Reply to: ping".into(),
+    };
+    let reply = SendEchoResponse::passed(SendEchoRequest::TOPIC, &ping.meta, data);
+    assert_eq!(
+        serde_json::to_string(&reply).unwrap(),
+        r#"{"meta":{"request_id":"","correlation_id":"1879c0d2-94ab-3e1f-0b6c-a71e3f09d2c4"},"passed":true,"routing_key":"send.echo.request","data":{"response":"Reply to: ping"},"errors":[]}"#
+    );
+    let failed = rpc_error(&ping.meta, "boom".into(), json!({"message": "ping"}));
+    assert_eq!(
+        serde_json::to_string(&failed).unwrap(),
+        r#"{"meta":{"request_id":"","correlation_id":"1879c0d2-94ab-3e1f-0b6c-a71e3f09d2c4"},"passed":false,"routing_key":"rpc_error","data":{},"errors":["boom"],"initial_message":{"message":"ping"}}"#
+    );
+    // AMQP properties only: priority, headers and expiration never enter the body.
+    let with_properties: RefreshRegistryBranches = serde_json::from_value(json!({"meta": {
+        "request_id": "r", "priority": 5, "headers": {"traceparent": "00-1"}, "expiration": 3,
+        "initiator_id": "w1"}, "unknown": 1}))
+    .unwrap();
+    assert_eq!(with_properties.meta.priority, Some(5));
+    assert_eq!(
+        serde_json::to_string(&with_properties).unwrap(),
+        r#"{"meta":{"request_id":"r","initiator_id":"w1"}}"#
+    );
+    let bare: SendEchoRequest = serde_json::from_str(r#"{"message":"hi","x":[1]}"#).unwrap();
+    assert_eq!(bare.meta, Meta::default());
+    let null_id =
+        serde_json::from_str::<SendEchoRequest>(r#"{"meta":{"request_id":null},"message":"hi"}"#);
+    assert!(
+        null_id.is_err(),
+        "request_id is a string, as Infrahub types it"
+    );
+}
+
 #[test]
 fn per_user_topics_fill_the_pattern() {
     let task = inthe_am::ChangedTask {
@@ -255,6 +346,7 @@ fn per_user_topics_fill_the_pattern() {
         head: "b".into(),
         task_id: "t".into(),
         task_data: Default::default(),
+        changes: Default::default(),
     };
     assert_eq!(task.topic(), "changed_task.alice");
     let cert: inthe_am::CertificateCheck =
@@ -269,8 +361,8 @@ fn per_user_topics_fill_the_pattern() {
             .matches(&cert.topic())
     );
     assert_eq!(
-        inthe_am::kind_of("taskd.certificate.bob"),
-        "taskd.certificate"
+        inthe_am::kind_of("changed_task.alice.smith"),
+        "changed_task"
     );
     assert_eq!(inthe_am::kind_of("__general__"), "__general__");
 }

@@ -1,5 +1,7 @@
 //! OpenPaaS ESN's local and global buses: two nodes, local topics, `message:stored`
-//! and `message:activity` forwarded to the global bus and received by both nodes.
+//! and `message:activity` forwarded to the global bus and received by both nodes;
+//! then a point-to-point channel with a receiver on each node (on RabbitMQ, ESN's own
+//! durable queue, shared with ESN's receivers), each message handled by one.
 //!
 //! ```text
 //! cargo run -p pubsub-seeds --bin esn
@@ -20,11 +22,15 @@ struct Args {
     /// before the broker).
     #[arg(long, default_value = "memory://esn-global")]
     url: String,
+    /// Log lines on stderr.
+    #[command(flatten)]
+    logging: demo::Logging,
 }
 
 #[tokio::main]
 async fn main() -> ExitCode {
     let args = Args::parse();
+    args.logging.init();
     let result = esn::run(&args.url).await;
     if let Ok(report) = &result {
         println!("done: {} deliveries", report.received.len());

@@ -1,5 +1,7 @@
-//! Infrahub's message bus: two git agents in work groups, a priority backlog, the
-//! echo and file RPCs, retries then a dead letter, and broadcast registry refreshes.
+//! Infrahub's message bus: two git agents on the shared work queue, the echo and
+//! file RPCs, retries then a dead letter, and broadcasts each worker skips if it sent
+//! them. On RabbitMQ it uses Infrahub's own names (`infrahub.events`,
+//! `infrahub.rpcs`...), so it joins a running Infrahub: the shared topology stays.
 //!
 //! ```text
 //! cargo run -p pubsub-seeds --bin infrahub
@@ -9,31 +11,34 @@
 use std::process::ExitCode;
 
 use clap::Parser;
-use pubsub_connect::connect;
 use pubsub_core::Result;
-use pubsub_seeds::{demo, infrahub};
+use pubsub_seeds::demo;
+use pubsub_seeds::infrahub::{self, Infrahub};
 
 /// Runs two Infrahub workers and an API server, prints what happens, then exits.
 #[derive(Debug, Parser)]
 #[command(about)]
 struct Args {
-    /// The bus (it needs groups: memory:// or amqp://).
+    /// The bus: amqp:// for Infrahub's RabbitMQ, or memory://.
     #[arg(long, default_value = "memory://")]
     url: String,
+    /// Log lines on stderr.
+    #[command(flatten)]
+    logging: demo::Logging,
 }
 
 #[tokio::main]
 async fn main() -> ExitCode {
-    demo::exit_code(run(Args::parse()).await)
+    let args = Args::parse();
+    args.logging.init();
+    demo::exit_code(run(args).await)
 }
 
 async fn run(args: Args) -> Result<()> {
-    let bus = connect(&args.url).await?;
-    let report = infrahub::run(&bus).await?;
-    println!(
-        "done: backlog {:?}, {} outcomes after it",
-        report.backlog,
-        report.outcomes.len()
-    );
+    let hub = Infrahub::connect(&args.url).await?;
+    let report = infrahub::run(&hub).await;
+    hub.events.close().await?;
+    let report = report?;
+    println!("done: {} outcomes", report.outcomes.len());
     Ok(())
 }

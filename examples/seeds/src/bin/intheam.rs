@@ -26,18 +26,23 @@ struct Args {
     /// The user whose channels the demo publishes and streams.
     #[arg(long, default_value = "alice")]
     user: String,
-    /// The interval of the stream's heartbeat.
-    #[arg(long, default_value = "500ms", value_parser = humantime::parse_duration)]
+    /// The interval of the stream's heartbeat (Inthe.AM's is 15 s).
+    #[arg(long, default_value = "15s", value_parser = humantime::parse_duration)]
     heartbeat: Duration,
     /// Serves the listener and the status stream on this address until Ctrl-C,
     /// instead of the demo.
     #[arg(long)]
     serve: Option<SocketAddr>,
+    /// Log lines on stderr.
+    #[command(flatten)]
+    logging: demo::Logging,
 }
 
 #[tokio::main]
 async fn main() -> ExitCode {
-    demo::exit_code(run(Args::parse()).await)
+    let args = Args::parse();
+    args.logging.init();
+    demo::exit_code(run(args).await)
 }
 
 async fn run(args: Args) -> Result<()> {
@@ -55,9 +60,39 @@ async fn run(args: Args) -> Result<()> {
     let http = tokio::net::TcpListener::bind(addr)
         .await
         .map_err(|e| Error::connection(format!("binding {addr}"), e))?;
-    println!("listening on sync.*; status stream: curl -N http://{addr}/status/USERNAME");
+    let addr = http
+        .local_addr()
+        .map_err(|e| Error::connection("reading the bound address", e))?;
+    println!(
+        "listening on sync.*; status stream: curl -N http://{addr}/status/{}",
+        args.user
+    );
+    println!("{}", feeding_hint(&args.url, &args.user));
+    println!("serving until Ctrl-C");
     tokio::select! {
         served = intheam::serve(http, bus, args.heartbeat) => served,
         _ = tokio::signal::ctrl_c() => Ok(()),
+    }
+}
+
+/// How a person puts events on the stream: another program publishing on the same
+/// bus. Never quotes the URL's credentials.
+fn feeding_hint(url: &str, user: &str) -> String {
+    let event = format!(
+        "pub personal.{user} '{{\"title\":\"Hi\",\"message\":\"from the shell\",\"username\":\"{user}\"}}'"
+    );
+    match url.split_once("://") {
+        Some(("memory", _)) => format!(
+            "feed it: memory:// is this process's own bus, so nothing else can publish \
+             to it; serve with --url redis://127.0.0.1/ and run \
+             `pubsub --url redis://127.0.0.1/ {event}`"
+        ),
+        Some((scheme, rest)) => {
+            let host = rest.rsplit_once('@').map_or(rest, |(_, host)| host);
+            format!(
+                "feed it: `pubsub --url {scheme}://{host} {event}` (with your credentials, if any)"
+            )
+        }
+        None => format!("feed it: `pubsub --url {url} {event}`"),
     }
 }

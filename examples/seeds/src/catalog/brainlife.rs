@@ -1,10 +1,14 @@
-//! brainlife.io's event service (seed `003`): Amaretti publishes task records to the
-//! `wf` exchange; browsers bind to keys like `task.<instance>.#` over a WebSocket;
-//! notification requests run a handler when a task finishes.
+//! brainlife.io's event service (seed `003`): Amaretti publishes task records, in
+//! 2016 to exchange `wf` with key `task.<instance>.<task>`, today to exchange
+//! `wf.task` with key `<instance>.<task>`; browsers bind to an exchange and key over a
+//! WebSocket (`{"bind":{"ex":"wf.task","key":"<instance>.#"}}`) and get
+//! `{"headers","dinfo","msg"}` frames; notification requests run a handler when a
+//! task reaches a status.
 //!
-//! On this bus the exchange is the first segment of the topic: a task record is
-//! published to `wf.task.<instance_id>.<task_id>`, and the notification queue is bound
-//! to `wf.task.#`.
+//! On this library's bus the exchange is the first segment of the topic: a task
+//! record is published to `wf.task.<instance_id>.<task_id>`, and the notification
+//! queue is bound to `wf.task.#` (see [`crate::brainlife::Layout`] for Amaretti's own
+//! exchanges).
 //!
 //! ```
 //! use pubsub_core::Event;
@@ -112,20 +116,35 @@ impl Binding {
     }
 }
 
-/// What the gateway relays to the browser: `data.msg` is the message body.
+/// What the gateway relays to the browser: `msg` is the message body, `dinfo`
+/// node-amqp's delivery info, on which browsers route.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Relayed {
     /// The message as published.
     pub msg: Value,
+    /// Where it came from.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub dinfo: Option<DeliveryInfo>,
 }
 
-/// The only event a notification can be registered for.
+/// The part of node-amqp's `deliveryInfo` that brainlife's browsers read.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct DeliveryInfo {
+    /// The exchange (`wf.task`, `warehouse`...).
+    pub exchange: String,
+    /// The message's routing key; Warehouse's page takes the dataset id from its
+    /// fifth segment.
+    pub routing_key: String,
+}
+
+/// The event of a finished task: a notification's `event` is `"wf.task." + status`.
 pub const TASK_FINISHED: &str = "wf.task.finished";
 
 /// A notification request, posted to `/api/event/notification/`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct NotificationRequest {
-    /// The event that triggers it; only [`TASK_FINISHED`] exists.
+    /// The event that triggers it, `"wf.task." + status` ([`TASK_FINISHED`]...).
     pub event: String,
     /// What to run.
     pub handler: NotificationHandler,

@@ -1,5 +1,8 @@
-//! Inthe.AM's event bus (seed `000`): Redis PubSub channels `<kind>.<username>`
-//! carrying JSON, plus the public `__general__` channel.
+//! Inthe.AM's event bus (seed `000`, and the contract sheet `inthe-am.md`): Redis
+//! PubSub channels `<kind>.<username>` carrying raw JSON, the username verbatim (a
+//! Django username: it may hold `.`, `@`, `+`, `-`), plus the public `__general__`
+//! channel. The field names and types are the running code's: `changes` on a changed
+//! task, a `null` debounce id, log dates `null` on a new entry, `rejection_reason`.
 //!
 //! ```
 //! use pubsub_seeds::catalog::inthe_am::Sync;
@@ -45,8 +48,9 @@ pub struct PersonalMessage {
 pub struct LocalSync {
     /// Whose task store was synced.
     pub username: String,
-    /// Used for debouncing sync requests.
-    pub debounce_id: String,
+    /// Used for debouncing sync requests (`str(time.time())`); `null` when a sync ran
+    /// without one.
+    pub debounce_id: Option<String>,
     /// Git SHA before the sync.
     pub start: String,
     /// Git SHA after the sync.
@@ -67,6 +71,9 @@ pub struct ChangedTask {
     pub task_id: String,
     /// The task as Taskwarrior stores it.
     pub task_data: Document,
+    /// What changed: each field's `[old, new]`.
+    #[serde(default)]
+    pub changes: Document,
 }
 
 /// `log_message.<USERNAME>`: a new message in a user's task store log.
@@ -76,10 +83,11 @@ pub struct LogMessage {
     pub username: String,
     /// Deduplication hash.
     pub md5hash: String,
-    /// When it was last seen (a datetime).
-    pub last_seen: String,
-    /// When it was first written (a datetime).
-    pub created: String,
+    /// When it was last seen (an ISO datetime); `null` on a new entry, which is
+    /// published before it is saved.
+    pub last_seen: Option<String>,
+    /// When it was first written (an ISO datetime); `null` on a new entry.
+    pub created: Option<String>,
     /// Whether it reports an error.
     pub error: bool,
     /// Whether it is hidden from the user.
@@ -139,7 +147,8 @@ pub struct Sync {
     pub org: String,
     /// The client's name and version.
     pub client: String,
-    /// The client's address.
+    /// The client's address (missing reads as `""`).
+    #[serde(default)]
     pub ip: String,
     /// The client's port.
     pub port: u16,
@@ -153,9 +162,11 @@ pub struct Sync {
     pub branch_record_count: u64,
     /// Records sent back to the client.
     pub delta_count: u64,
-    /// Records the client stored.
+    /// Records the client stored (missing reads as 0).
+    #[serde(default)]
     pub stored_count: u64,
-    /// Records merged.
+    /// Records merged (missing reads as 0).
+    #[serde(default)]
     pub merged_count: u64,
     /// Seconds the sync took.
     pub service_duration: f64,
@@ -191,29 +202,54 @@ pub struct CertificateCheck {
     pub certificate_accepted: bool,
 }
 
+// A username may hold dots, so a kind's pattern is `kind.#`, and a message's channel is
+// the kind and the username verbatim.
 events! {
     GeneralAnnouncement => "__general__";
-    PersonalMessage => "personal.*", by username;
-    LocalSync => "local_sync.*", by username;
-    ChangedTask => "changed_task.*", by username;
-    LogMessage => "log_message.*", by username;
-    IncomingMail => "incoming_mail.*", by username;
-    Sync => "sync.*", by username;
-    CertificateCheck => "taskd.certificate.*", by username;
+    PersonalMessage => "personal.#", topic |m| format!("personal.{}", m.username);
+    LocalSync => "local_sync.#", topic |m| format!("local_sync.{}", m.username);
+    ChangedTask => "changed_task.#", topic |m| format!("changed_task.{}", m.username);
+    LogMessage => "log_message.#", topic |m| format!("log_message.{}", m.username);
+    IncomingMail => "incoming_mail.#", topic |m| format!("incoming_mail.{}", m.username);
+    Sync => "sync.#", topic |m| format!("sync.{}", m.username);
+    CertificateCheck => "taskd.certificate.#", topic |m| format!("taskd.certificate.{}", m.username);
 }
 
-/// The patterns that carry one user's events, as the status stream subscribes to
-/// them: every per-user channel, and the public announcements.
-pub fn user_patterns(username: &str) -> [String; 2] {
-    [
-        format!("#.{username}"),
-        <GeneralAnnouncement as pubsub_core::Event>::TOPIC.to_owned(),
-    ]
+/// The kinds of per-user channel the status stream carries, as Inthe.AM's SSE server
+/// subscribes to them.
+pub const STREAMED_KINDS: [&str; 6] = [
+    "local_sync",
+    "changed_task",
+    "log_message",
+    "personal",
+    "incoming_mail",
+    "incoming_trello_change",
+];
+
+/// The exact channels of one user's status stream: each streamed kind with the
+/// username verbatim, and the public announcements. No pattern: `personal.bob` never
+/// sees `personal.bob.smith`, nor `alice`'s stream anything of `bob.alice`.
+///
+/// ```
+/// let channels = pubsub_seeds::catalog::inthe_am::user_channels("alice.smith");
+/// assert_eq!(channels[1], "changed_task.alice.smith");
+/// assert_eq!(channels[6], "__general__");
+/// ```
+pub fn user_channels(username: &str) -> [String; 7] {
+    let [a, b, c, d, e, f] = STREAMED_KINDS.map(|kind| format!("{kind}.{username}"));
+    let general = <GeneralAnnouncement as pubsub_core::Event>::TOPIC.to_owned();
+    [a, b, c, d, e, f, general]
 }
 
-/// The channel kind of a topic: `changed_task` for `changed_task.alice`,
-/// `taskd.certificate` for `taskd.certificate.alice`, the name itself for
-/// `__general__`. Server-Sent Events name their events with it.
+/// The channel kind of a topic: the text before its first `.` (so dots in a username
+/// are harmless), or the name itself for `__general__`.
+///
+/// ```
+/// use pubsub_seeds::catalog::inthe_am::kind_of;
+///
+/// assert_eq!(kind_of("changed_task.alice.smith"), "changed_task");
+/// assert_eq!(kind_of("__general__"), "__general__");
+/// ```
 pub fn kind_of(topic: &str) -> &str {
-    topic.rsplit_once('.').map_or(topic, |(kind, _user)| kind)
+    topic.split_once('.').map_or(topic, |(kind, _user)| kind)
 }

@@ -13,11 +13,11 @@
 //!
 //! let sync = LocalSync {
 //!     username: "alice".into(),
-//!     debounce_id: "d1".into(),
+//!     debounce_id: Some("1700000000.123456".into()),
 //!     start: "abc".into(),
 //!     head: "def".into(),
 //! };
-//! assert_eq!(LocalSync::TOPIC, "local_sync.*");
+//! assert_eq!(LocalSync::TOPIC, "local_sync.#");
 //! assert_eq!(sync.topic(), "local_sync.alice");
 //! ```
 

@@ -27,7 +27,21 @@ pub(crate) async fn next_event<E: Event + std::fmt::Debug>(
 
 /// Runs `command` to its end, failing the test if it takes more than a minute or
 /// exits unsuccessfully. Blocking: async tests call it through `spawn_blocking`.
-pub(crate) fn run_bounded(mut command: Command) -> Output {
+pub(crate) fn run_bounded(command: Command) -> Output {
+    let what = format!("{command:?}");
+    let output = run_to_end(command);
+    assert!(
+        output.status.success(),
+        "{what} failed: {}{}",
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    );
+    output
+}
+
+/// Runs `command` to its end, whatever its exit status, failing the test if it takes
+/// more than a minute.
+pub(crate) fn run_to_end(mut command: Command) -> Output {
     let what = format!("{command:?}");
     let mut child = command
         .stdout(Stdio::piped())
@@ -42,14 +56,7 @@ pub(crate) fn run_bounded(mut command: Command) -> Output {
         }
         std::thread::sleep(Duration::from_millis(20));
     }
-    let output = child.wait_with_output().expect("child output");
-    assert!(
-        output.status.success(),
-        "{what} failed: {}{}",
-        String::from_utf8_lossy(&output.stdout),
-        String::from_utf8_lossy(&output.stderr)
-    );
-    output
+    child.wait_with_output().expect("child output")
 }
 
 /// Runs one of the Python clients in `tests/python/` with `args` and returns what it
