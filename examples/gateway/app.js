@@ -1,5 +1,6 @@
 // The gateway demo: connect with a token over WebSocket or SSE, bind, and show every
-// frame as it arrives. Both transports carry the same JSON frames.
+// frame as it arrives. Both transports carry the same JSON frames. Its binds ask for
+// an answer ("ack": true), which brainlife's own pages never do.
 "use strict";
 
 const $ = (id) => document.getElementById(id);
@@ -27,14 +28,15 @@ function log(kind, text) {
 
 function show(frame) {
   if (frame.dinfo) {
-    const where = frame.dinfo.exchange + ":" + frame.dinfo.routing_key;
+    const where = frame.dinfo.exchange + ":" + frame.dinfo.routingKey;
     log("message", where + " " + JSON.stringify(frame.msg));
   } else if (frame.bound) {
     log("bound", "bound " + frame.bound.ex + ":" + frame.bound.key);
     setStatus("bound " + frame.bound.ex + ":" + frame.bound.key);
   } else if (frame.error) {
-    const bind = frame.error.bind ? " (" + frame.error.bind.ex + ":" + frame.error.bind.key + ")" : "";
-    log("error", "error " + frame.error.code + ": " + frame.error.message + bind);
+    const bind = frame.bind ? " (" + frame.bind.ex + ":" + frame.bind.key + ")" : "";
+    const reason = frame.reason ? " (" + frame.reason + ")" : "";
+    log("error", "error " + frame.code + ": " + frame.error + reason + bind);
   } else if (frame.lagged) {
     log("lagged", "lagged: " + frame.lagged.missed + " messages were dropped");
   } else if (frame.gap) {
@@ -85,7 +87,7 @@ $("bind").onclick = () => {
       setStatus("connect first");
       return;
     }
-    socket.send(JSON.stringify({ bind }));
+    socket.send(JSON.stringify({ bind, ack: true }));
   } else {
     sseBinds.push(bind);
     disconnect();

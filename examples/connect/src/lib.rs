@@ -35,6 +35,8 @@
 
 #[cfg(feature = "amqp")]
 mod amqp;
+#[cfg(feature = "logging")]
+pub mod logging;
 mod memory;
 #[cfg(any(feature = "redis", feature = "amqp"))]
 mod options;
@@ -54,8 +56,9 @@ use pubsub_core::{Error, PubSub, Result};
 ///   `exchange=NAME` another topic exchange than `pubsub`, and `connect_timeout=30s`
 ///   how long a use waits for the broker.
 /// - On both brokers, `lazy=true` in the query returns at once and connects on first
-///   use, so a program may start before its broker. The rest of the query goes to the
-///   broker's client as it is.
+///   use, so a program may start before its broker. The client's own keys go to it as
+///   they are (lapin's `heartbeat`, `connection_timeout`, `channel_max`, `frame_max`,
+///   `auth_mechanism`; redis' `protocol`); any other key is refused by name.
 ///
 /// A malformed URL, an unknown scheme, a scheme whose cargo feature is off, or an
 /// option the backend does not have is [`Error::InvalidUrl`]; a broker that cannot be
@@ -122,6 +125,33 @@ pub async fn connect(url: &str) -> Result<PubSub> {
         _ => Err(Error::InvalidUrl(
             "the text before :// is not a scheme: use memory://, redis:// or amqp://".into(),
         )),
+    }
+}
+
+/// `url` with its password, if it has one, replaced by `***`: what a program may print
+/// or log to say which broker it uses.
+///
+/// ```
+/// use pubsub_connect::without_password;
+///
+/// assert_eq!(
+///     without_password("amqp://app:s3cret@rabbit:5672/%2f?cluster=true"),
+///     "amqp://app:***@rabbit:5672/%2f?cluster=true"
+/// );
+/// assert_eq!(without_password("redis://:s3cret@cache/0"), "redis://:***@cache/0");
+/// assert_eq!(without_password("redis://cache/0"), "redis://cache/0");
+/// ```
+pub fn without_password(url: &str) -> String {
+    let Some((scheme, rest)) = url.split_once("://") else {
+        return url.to_owned();
+    };
+    let authority_end = rest.find(['/', '?', '#']).unwrap_or(rest.len());
+    let Some(at) = rest[..authority_end].rfind('@') else {
+        return url.to_owned();
+    };
+    match rest[..at].split_once(':') {
+        Some((user, _)) => format!("{scheme}://{user}:***{}", &rest[at..]),
+        None => url.to_owned(),
     }
 }
 

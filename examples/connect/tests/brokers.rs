@@ -46,6 +46,30 @@ mod redis {
     }
 
     #[tokio::test]
+    async fn mode_streams_and_several_hosts_choose_streams_and_a_cluster() {
+        let server = RedisServer::start();
+        let streams = connect(&format!("{}?mode=streams", server.url()))
+            .await
+            .unwrap();
+        assert!(streams.capabilities().groups, "Streams mode has groups");
+        let bad = connect(&format!("{}?mode=queues", server.url())).await;
+        assert!(
+            matches!(bad, Err(pubsub_core::Error::InvalidUrl(_))),
+            "{bad:?}"
+        );
+        let cluster = pubsub_brokers::RedisCluster::start();
+        let (a, b) = (
+            connect(&cluster.url()).await.unwrap(),
+            connect(&cluster.url()).await.unwrap(),
+        );
+        assert!(
+            !a.capabilities().no_responders,
+            "a cluster cannot count them"
+        );
+        round_trip(&a, &b).await;
+    }
+
+    #[tokio::test]
     async fn a_lazy_redis_url_needs_no_server() {
         // Port 1 has no server; a lazy bus connects on first use.
         let bus = within("a lazy connect", connect("redis://127.0.0.1:1/?lazy=true")).await;
@@ -102,6 +126,39 @@ mod amqp {
         let (url, _) = node("?connect_timeout=5s");
         let wrong = url.replace("guest:guest@", "guest:wr0ng-s3cret@");
         refused_without_quoting(&wrong, "wr0ng-s3cret").await;
+    }
+
+    #[tokio::test]
+    async fn several_amqp_hosts_fail_over_and_cluster_makes_quorum_groups() {
+        let server = RabbitServer::shared();
+        let dead = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let url = format!(
+            "amqp://guest:guest@127.0.0.1:{dead},127.0.0.1:{}/%2f?cluster=true",
+            server.port()
+        );
+        let (a, b) = (connect(&url).await.unwrap(), connect(&url).await.unwrap());
+        round_trip(&a, &b).await;
+        assert!(
+            !a.capabilities().priorities,
+            "quorum queues have no priorities"
+        );
+        let group = unique("connect-quorum");
+        let _member = a
+            .topic("connect.quorum")
+            .subscribe_group(&group)
+            .await
+            .unwrap();
+        let queues = server.rabbitmqctl(&["list_queues", "name", "type"]);
+        assert!(
+            queues
+                .lines()
+                .any(|l| l.contains(&group) && l.ends_with("\tquorum")),
+            "{queues}"
+        );
     }
 
     #[tokio::test]

@@ -50,6 +50,12 @@ async fn bad_options_are_refused_before_connecting() {
                 format!("{amqp}?connect_timeout=soon"),
                 "connect_timeout=soon",
             ),
+            (format!("{amqp}?routng=fanout"), "unknown option `routng`"),
+            (format!("{amqp}?mode=streams"), "redis://"),
+            (
+                format!("{amqp}?heartbeat=10&protocol=resp3"),
+                "unknown option `protocol`",
+            ),
         ]);
     }
     if cfg!(feature = "redis") {
@@ -58,6 +64,11 @@ async fn bad_options_are_refused_before_connecting() {
             (format!("{redis}?exchange=wf"), "amqp://"),
             (format!("{redis}?connect_timeout=1s"), "amqp://"),
             (format!("{redis}?lazy=yes"), "true or false"),
+            (format!("{redis}?protocl=resp3"), "unknown option `protocl`"),
+            (
+                format!("{redis}?heartbeat=10"),
+                "unknown option `heartbeat`",
+            ),
         ]);
     }
     for (url, hint) in cases {
@@ -78,6 +89,7 @@ async fn errors_never_quote_a_password() {
         urls.extend([
             "amqp://guest:s3cret@localhost/%2f?routing=direct".to_owned(),
             "amqp://guest:s3cret@localhost/%2f?lazy=maybe".to_owned(),
+            "amqp://guest:s3cret@localhost/%2f?routng=fanout&pass=s3cret".to_owned(),
             "amqp://guest:s3cret@localhost:notaport/%2f".to_owned(),
         ]);
     }

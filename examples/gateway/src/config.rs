@@ -8,8 +8,8 @@ use std::time::Duration;
 
 use serde::Deserialize;
 
-/// Everything in the configuration file.
-#[derive(Debug, Deserialize)]
+/// Everything in the configuration file. Its `Debug` shows no password or secret.
+#[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct Config {
     /// Where to listen (default `127.0.0.1:8080`; port 0 picks a free port).
@@ -32,7 +32,7 @@ pub(crate) struct Config {
 }
 
 /// Token verification: at least one of the two keys.
-#[derive(Debug, Deserialize)]
+#[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct AuthConfig {
     /// The shared secret of HS256 tokens.
@@ -42,9 +42,11 @@ pub(crate) struct AuthConfig {
     /// The claim that names the user, for the sockets-per-user limit (default `sub`).
     #[serde(default = "default_user_claim")]
     pub(crate) user_claim: String,
-    /// Clock skew allowed on `exp`, in seconds (default 0).
+    /// Clock skew allowed on `exp`, `nbf` and `iat`, in seconds (default 0).
     #[serde(default)]
     pub(crate) leeway_seconds: u64,
+    /// The `aud` a token must name; absent, the audience is not checked.
+    pub(crate) audience: Option<String>,
 }
 
 /// The bounds that keep one client from using up the gateway.
@@ -57,12 +59,31 @@ pub(crate) struct Limits {
     pub(crate) max_binds_per_socket: usize,
     /// Sockets (WebSocket or SSE) one user may hold at once.
     pub(crate) max_sockets_per_user: usize,
-    /// Messages waiting for one socket before newer ones are dropped and counted as lag.
+    /// Messages waiting for one socket before the oldest are dropped and counted as lag.
     pub(crate) socket_buffer: usize,
+    /// Bytes of messages waiting for one socket before the oldest are dropped (the
+    /// newest one is always kept, however large).
+    pub(crate) socket_buffer_bytes: usize,
+    /// Bytes of messages waiting for all of one user's sockets: each of them may hold
+    /// its share, this divided by the user's open sockets, if that is less than
+    /// `socket_buffer_bytes`.
+    pub(crate) user_buffer_bytes: usize,
     /// Seconds between SSE heartbeats.
     pub(crate) heartbeat_seconds: u64,
     /// Milliseconds an HTTP access check may take before the bind is refused.
     pub(crate) check_timeout_ms: u64,
+    /// Milliseconds a connection has to send a whole request head (its first, or the
+    /// next one on a kept-alive connection) before it is closed.
+    pub(crate) handshake_timeout_ms: u64,
+    /// Milliseconds a WebSocket peer may stay silent (it is pinged every half of this)
+    /// and a write to any client may wait for it to read before the connection closes.
+    pub(crate) idle_timeout_ms: u64,
+    /// Connections open at once. Held below the process's open-file limit
+    /// (`RLIMIT_NOFILE`), which keeps a quarter of its files for everything else.
+    pub(crate) max_connections: usize,
+    /// Connections open at once from one IP address; at most half of
+    /// `max_connections`, so that other addresses always find room.
+    pub(crate) max_connections_per_address: usize,
 }
 
 impl Default for Limits {
@@ -72,8 +93,14 @@ impl Default for Limits {
             max_binds_per_socket: 32,
             max_sockets_per_user: 8,
             socket_buffer: 256,
+            socket_buffer_bytes: 4 << 20,
+            user_buffer_bytes: 16 << 20,
             heartbeat_seconds: 15,
             check_timeout_ms: 5000,
+            handshake_timeout_ms: 10_000,
+            idle_timeout_ms: 60_000,
+            max_connections: 16_384,
+            max_connections_per_address: 256,
         }
     }
 }
@@ -87,6 +114,16 @@ impl Limits {
     /// How long an HTTP access check may take.
     pub(crate) fn check_timeout(&self) -> Duration {
         Duration::from_millis(self.check_timeout_ms)
+    }
+
+    /// How long a connection may take to send a request head.
+    pub(crate) fn handshake_timeout(&self) -> Duration {
+        Duration::from_millis(self.handshake_timeout_ms.max(1))
+    }
+
+    /// How long a peer may stay silent, or a write wait for the client to read.
+    pub(crate) fn idle_timeout(&self) -> Duration {
+        Duration::from_millis(self.idle_timeout_ms.max(2))
     }
 }
 
@@ -160,6 +197,32 @@ fn default_tick() -> u64 {
     2
 }
 
+impl std::fmt::Debug for Config {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Config")
+            .field("listen", &self.listen)
+            .field("backend", &pubsub_connect::without_password(&self.backend))
+            .field("auth", &self.auth)
+            .field("limits", &self.limits)
+            .field("exchanges", &self.exchanges)
+            .field("publish", &self.publish)
+            .field("demo", &self.demo)
+            .finish()
+    }
+}
+
+impl std::fmt::Debug for AuthConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("AuthConfig")
+            .field("hs256_secret", &self.hs256_secret.as_ref().map(|_| "***"))
+            .field("rs256_public_key", &self.rs256_public_key)
+            .field("user_claim", &self.user_claim)
+            .field("leeway_seconds", &self.leeway_seconds)
+            .field("audience", &self.audience)
+            .finish()
+    }
+}
+
 /// A configuration file that cannot be used, with the reason.
 #[derive(Debug)]
 pub(crate) struct ConfigError(pub(crate) String);
@@ -195,14 +258,11 @@ impl Config {
             ));
         }
         for (name, exchange) in &self.exchanges {
-            // Exchanges share one in-process bus as topic prefixes: a dot would let
-            // exchange `a` with key `b.c` collide with exchange `a.b` with key `c`.
-            if name.is_empty()
-                || name.contains('.')
-                || !matches!(pubsub_core::name::validate(name), Ok(false))
-            {
+            // Dotted names are brainlife's (`wf.task`): every exchange is a bus of its
+            // own, so `wf.task` key `1.2` and `wf` key `task.1.2` stay apart.
+            if !matches!(pubsub_core::name::validate(name), Ok(false)) {
                 return Err(ConfigError(format!(
-                    "exchange {name:?}: a name is a non-empty topic segment without `.`, `*` or `#`"
+                    "exchange {name:?}: a name is a topic name without `*` or `#`"
                 )));
             }
             let missing = match exchange.access {
@@ -215,5 +275,23 @@ impl Config {
             }
         }
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn debug_shows_no_password_or_secret() {
+        let config: Config = toml::from_str(
+            "backend = \"amqp://app:s3cret-pw@rabbit/%2f\"\n\
+             [auth]\nhs256_secret = \"hs-s3cret\"\n\
+             [exchanges.public]\naccess = \"public\"\n",
+        )
+        .expect("a configuration");
+        let shown = format!("{config:?}");
+        assert!(shown.contains("amqp://app:***@rabbit/%2f"), "{shown}");
+        assert!(!shown.contains("s3cret"), "{shown}");
     }
 }

@@ -1,12 +1,12 @@
 //! The demo: the page the gateway serves, the sample token and the ticker.
 
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
 use axum::http::header;
 use axum::response::IntoResponse;
 use serde_json::{json, Value};
 
-use crate::auth::sign_hs256;
+use crate::auth::{now, sign_hs256};
 use crate::config::Config;
 use crate::exchanges::Exchanges;
 
@@ -27,12 +27,6 @@ pub(crate) async fn script() -> impl IntoResponse {
         [(header::CONTENT_TYPE, "text/javascript; charset=utf-8")],
         SCRIPT,
     )
-}
-
-fn now() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| d.as_secs())
 }
 
 /// The sample token of the demo section, signed with the HS256 secret.
@@ -66,7 +60,7 @@ pub(crate) fn start_ticker(config: &Config, exchanges: &Exchanges) -> Result<(),
         for n in 0u64.. {
             every.tick().await;
             if let Err(e) = topic.publish(&json!({"n": n, "at": now()})).await {
-                eprintln!("gateway: demo tick: {e}");
+                tracing::warn!(error = %e, "demo tick not published");
             }
         }
     });

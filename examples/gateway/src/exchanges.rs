@@ -1,15 +1,17 @@
 //! The configured exchanges, each a bus of its own over the one backend.
 //!
 //! On AMQP an exchange is a broker exchange (`AmqpBackend::exchange`), so brainlife's
-//! publishers reach us unchanged. On the in-process backend every exchange is a topic
-//! prefix on one bus (`Prefixed`): key `task.1` of exchange `wf` is topic `wf.task.1`.
-//! Either way a subscription sees keys without the exchange, so a pattern bound on
-//! one exchange can never match another's messages.
+//! publishers reach us unchanged. On the in-process backend every exchange is an
+//! in-process bus of its own. Either way a subscription sees keys without the
+//! exchange, so a pattern bound on one exchange can never match another's messages,
+//! and a dotted name is safe: Amaretti's current `wf.task` key `<instance>.<task>`
+//! and its 2016 `wf` key `task.<instance>.<task>` never meet, though joined they
+//! would read the same (a prefix on one bus would have merged them).
 
 use std::collections::HashMap;
 use std::sync::Arc;
 
-use pubsub_core::{Prefixed, PubSub};
+use pubsub_core::PubSub;
 
 use crate::config::Config;
 use crate::policy::Policy;
@@ -53,34 +55,47 @@ impl Exchanges {
     pub(crate) fn iter(&self) -> impl Iterator<Item = &Arc<Exchange>> {
         self.by_name.values()
     }
+
+    /// Closes the broker connection (on AMQP: its channels and exclusive queues go at
+    /// once, not when the broker notices the process is gone).
+    pub(crate) async fn close(&self) {
+        // On AMQP the exchanges share one backend: closing one bus closes it. The
+        // in-process buses hold nothing outside this process.
+        if let Some(exchange) = self.by_name.values().next() {
+            if let Err(e) = exchange.bus.close().await {
+                tracing::warn!(error = %e, "closing the broker connection");
+            }
+        }
+    }
 }
 
-/// The one backend the exchanges share.
+/// The backend of the exchanges: one AMQP connection they share, or in-process.
 enum Broker {
-    Local(pubsub_local::LocalBackend),
+    Local,
     Amqp(pubsub_amqp::AmqpBackend),
 }
 
 impl Broker {
     async fn connect(url: &str) -> Result<Broker, String> {
+        let shown = pubsub_connect::without_password(url);
         if url == "memory://" {
-            Ok(Broker::Local(pubsub_local::LocalBackend::new()))
+            Ok(Broker::Local)
         } else if url.starts_with("amqp://") || url.starts_with("amqps://") {
             let amqp = pubsub_amqp::AmqpBackend::connect(url)
                 .await
-                .map_err(|e| format!("backend {url}: {e}"))?;
+                .map_err(|e| format!("backend {shown}: {e}"))?;
             Ok(Broker::Amqp(amqp))
         } else {
-            Err(format!("backend {url:?}: use memory:// or an amqp:// URL"))
+            Err(format!(
+                "backend {shown:?}: use memory:// or an amqp:// URL"
+            ))
         }
     }
 
     /// The bus of exchange `name`.
     fn bus(&self, name: &str) -> Result<PubSub, String> {
         match self {
-            Broker::Local(local) => Prefixed::new(local.clone(), name)
-                .map(PubSub::new)
-                .map_err(|e| e.to_string()),
+            Broker::Local => Ok(PubSub::new(pubsub_local::LocalBackend::new())),
             Broker::Amqp(amqp) => Ok(PubSub::new(amqp.exchange(name))),
         }
     }

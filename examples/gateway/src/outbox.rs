@@ -1,148 +1,299 @@
 //! A socket's outbox: the frames waiting for one client, drained by the socket's
 //! writer at the client's pace.
 //!
-//! Relayed messages go through one core ring per socket ([`pubsub_core::ring`]): binds
-//! push without waiting, and a client that falls `socket_buffer` messages behind loses
-//! the oldest ones and gets a `lagged` frame where they were dropped. A loss upstream
-//! of the outbox (a broker reconnect, or the bind's subscription lagging) goes into
-//! the ring as a gap that carries the frame telling the client, so it too arrives
-//! where it happened (a client so far behind that the gap itself is dropped has it
-//! counted in its `lagged` frame instead). Messages are rendered only when written: a dropped one costs no
-//! JSON, and a payload fanned out to many sockets is shared until then.
+//! Binds put relayed messages in without waiting. An outbox holds at most
+//! `socket_buffer` messages and `socket_buffer_bytes` bytes of them, and no more than
+//! its share of its user's `user_buffer_bytes` (divided among the user's open sockets),
+//! so eight sockets of one user that never read hold a bounded amount, whatever the
+//! size of the messages. Past a bound the oldest messages are dropped (the newest is
+//! always kept) and the client gets a `lagged` frame with their count where they were.
+//! A loss upstream of the outbox (a broker reconnect, or the bind's subscription
+//! lagging) goes in as the frame telling the client, so it too arrives where it
+//! happened (one dropped itself counts as one missed message). Messages are rendered
+//! only when written: a dropped one costs no JSON, and a payload fanned out to many
+//! sockets is shared until then, though each outbox counts it whole.
+//!
+//! This is a queue of its own rather than a `pubsub_core::ring`, whose bound counts
+//! messages only and which drops for its reader alone.
 //!
 //! Bind results and errors must never be dropped, so they wait in a small queue of
-//! their own, and go out before any message taken after them: a bind's `bound` frame
+//! their own, and go out before any message: a bind's `bound` frame (sent when asked)
 //! always precedes its messages. An idle outbox holds no buffer at all.
 
 use std::collections::VecDeque;
-use std::sync::{Arc, Mutex, PoisonError};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 
-use pubsub_core::ring::{self, RingReceiver, RingSender};
-use pubsub_core::{Delivery, Received, Signal};
+use pubsub_core::Delivery;
 use tokio::sync::Notify;
 
-use crate::frames;
+use crate::config::Limits;
+use crate::frames::{self, Source};
+use crate::meters::FrameCounters;
 
-/// An outbox holding at most `capacity` relayed messages: the binds' side and the
-/// writer's side.
-pub(crate) fn channel(capacity: usize) -> (Outbox, OutboxReader) {
-    let (ring, receiver) = ring::channel(capacity);
-    let control = Arc::new(Control::default());
+/// How much one outbox may hold.
+#[derive(Debug)]
+pub(crate) struct Bounds {
+    /// Messages (and upstream losses).
+    pub(crate) frames: usize,
+    /// Bytes of them.
+    pub(crate) bytes: usize,
+    /// Bytes for all the sockets of the user.
+    pub(crate) user_bytes: usize,
+    /// The user's open sockets, which share `user_bytes`.
+    pub(crate) user_sockets: Arc<AtomicUsize>,
+}
+
+impl Bounds {
+    /// The configured bounds for a socket of the user with `user_sockets` open.
+    pub(crate) fn new(limits: &Limits, user_sockets: Arc<AtomicUsize>) -> Bounds {
+        Bounds {
+            frames: limits.socket_buffer.max(1),
+            bytes: limits.socket_buffer_bytes,
+            user_bytes: limits.user_buffer_bytes,
+            user_sockets,
+        }
+    }
+
+    fn bytes_now(&self) -> usize {
+        let sockets = self.user_sockets.load(Ordering::Relaxed).max(1);
+        self.bytes.min(self.user_bytes / sockets)
+    }
+}
+
+/// An outbox within `bounds`: the binds' side and the writer's side, counting what it
+/// hands out and what it drops in `counters`.
+pub(crate) fn channel(bounds: Bounds, counters: FrameCounters) -> (Outbox, OutboxReader) {
+    let shared = Arc::new(Shared {
+        queue: Mutex::new(Queue {
+            senders: 1,
+            ..Queue::default()
+        }),
+        ready: Notify::new(),
+        bounds,
+    });
     let outbox = Outbox {
-        ring,
-        control: Arc::clone(&control),
+        shared: Arc::clone(&shared),
     };
     let reader = OutboxReader {
-        ring: receiver,
-        control,
-        held: None,
+        shared,
+        counters,
+        delivered: 0,
     };
     (outbox, reader)
 }
 
 /// Where a session and its binds put frames. Cheap to clone.
-#[derive(Debug, Clone)]
+#[derive(Debug)]
 pub(crate) struct Outbox {
-    ring: RingSender<Relayed>,
-    control: Arc<Control>,
+    shared: Arc<Shared>,
 }
 
 /// Where the socket's writer takes frames from.
 #[derive(Debug)]
 pub(crate) struct OutboxReader {
-    ring: RingReceiver<Relayed>,
-    control: Arc<Control>,
-    /// Taken from the ring while control frames were waiting: written after them.
-    held: Option<Received<Relayed>>,
+    shared: Arc<Shared>,
+    counters: FrameCounters,
+    /// Messages written, node-amqp's `deliveryTag` of the last one.
+    delivered: u64,
 }
 
-/// A message on its way to the client, rendered when written.
 #[derive(Debug)]
-struct Relayed {
-    exchange: Arc<str>,
-    delivery: Delivery,
+struct Shared {
+    queue: Mutex<Queue>,
+    /// One waiter, the writer: a notification sent while it is busy waits for it.
+    ready: Notify,
+    bounds: Bounds,
 }
 
-/// The frames that are never dropped; there are few (one per bind, one per bad
-/// client frame).
 #[derive(Debug, Default)]
-struct Control {
-    frames: Mutex<VecDeque<String>>,
-    ready: Notify,
+struct Queue {
+    /// The frames that are never dropped; there are few (one per bind, one per bad
+    /// client frame).
+    control: VecDeque<String>,
+    relayed: VecDeque<Relayed>,
+    /// The bytes of `relayed`.
+    bytes: usize,
+    /// Dropped since the writer last took a frame.
+    missed: u64,
+    senders: usize,
+    reader_gone: bool,
+}
+
+/// A message on its way to the client, rendered when written, or the frame of a loss
+/// upstream.
+#[derive(Debug)]
+enum Relayed {
+    Message {
+        source: Arc<Source>,
+        delivery: Delivery,
+    },
+    Lost(String),
+}
+
+impl Relayed {
+    fn bytes(&self) -> usize {
+        match self {
+            Relayed::Message { source, delivery } => {
+                let headers: usize = delivery.headers().map(|(k, v)| k.len() + v.len()).sum();
+                source.len() + delivery.topic().len() + delivery.payload().len() + headers
+            }
+            Relayed::Lost(frame) => frame.len(),
+        }
+    }
 }
 
 /// The client is gone: nothing more will be written to it.
 #[derive(Debug)]
 pub(crate) struct Gone;
 
+impl Shared {
+    fn lock(&self) -> MutexGuard<'_, Queue> {
+        self.queue.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+}
+
 impl Outbox {
-    /// Queues a message from `exchange`, dropping the oldest one when the outbox is
-    /// full. Never waits.
-    pub(crate) fn relay(&self, exchange: &Arc<str>, delivery: Delivery) -> Result<(), Gone> {
-        let relayed = Relayed {
-            exchange: Arc::clone(exchange),
-            delivery,
-        };
-        self.ring.push(relayed).map_err(|_| Gone)
+    /// Queues a message of a bind from `source`, dropping the oldest ones when the
+    /// outbox is over a bound. Never waits.
+    pub(crate) fn relay(&self, source: &Arc<Source>, delivery: Delivery) -> Result<(), Gone> {
+        let source = Arc::clone(source);
+        self.push(Relayed::Message { source, delivery })
     }
 
     /// Tells the client, after the messages queued now, that messages were lost
     /// upstream: `frame` is the `gap` or `lagged` frame that says so.
     pub(crate) fn lost(&self, frame: String) {
-        self.ring.gap(frame);
+        let _ = self.push(Relayed::Lost(frame));
+    }
+
+    fn push(&self, relayed: Relayed) -> Result<(), Gone> {
+        let bytes = relayed.bytes();
+        let budget = self.shared.bounds.bytes_now();
+        let mut queue = self.shared.lock();
+        if queue.reader_gone {
+            return Err(Gone);
+        }
+        queue.bytes += bytes;
+        queue.relayed.push_back(relayed);
+        let mut dropped = Vec::new();
+        while queue.relayed.len() > self.shared.bounds.frames
+            || (queue.bytes > budget && queue.relayed.len() > 1)
+        {
+            let Some(oldest) = queue.relayed.pop_front() else {
+                break;
+            };
+            queue.bytes -= oldest.bytes();
+            queue.missed += 1;
+            dropped.push(oldest);
+        }
+        drop(queue);
+        self.shared.ready.notify_one();
+        // Dropped outside the lock: a payload may be large.
+        drop(dropped);
+        Ok(())
     }
 
     /// Queues a frame that is never dropped (a bind's result, an error).
     pub(crate) fn control(&self, frame: String) {
-        self.control
-            .frames
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .push_back(frame);
-        self.control.ready.notify_one();
+        self.shared.lock().control.push_back(frame);
+        self.shared.ready.notify_one();
     }
 }
 
+impl Clone for Outbox {
+    fn clone(&self) -> Self {
+        self.shared.lock().senders += 1;
+        Outbox {
+            shared: Arc::clone(&self.shared),
+        }
+    }
+}
+
+impl Drop for Outbox {
+    fn drop(&mut self) {
+        let mut queue = self.shared.lock();
+        queue.senders -= 1;
+        if queue.senders == 0 {
+            drop(queue);
+            self.shared.ready.notify_one();
+        }
+    }
+}
+
+/// What the writer finds in the outbox.
+enum Next {
+    Frame(String),
+    Message(Relayed),
+    Empty,
+    Ended,
+}
+
 impl OutboxReader {
-    /// The next frame to write, waiting for one; `None` once every [`Outbox`] is gone.
+    /// The next frame to write, waiting for one; `None` once every [`Outbox`] is gone
+    /// and what they queued is written.
     ///
     /// # Cancel safety
     ///
     /// Cancel safe: a frame is taken from the outbox only when this returns it.
     pub(crate) async fn next(&mut self) -> Option<String> {
         loop {
-            if let Some(frame) = self.pop_control() {
-                return Some(frame);
-            }
-            if let Some(item) = self.held.take() {
-                return Some(render(item));
-            }
-            tokio::select! {
-                biased;
-                () = self.control.ready.notified() => {}
-                // Held rather than returned: a control frame queued before this message
-                // (its bind's `bound`) is visible now and goes first.
-                item = self.ring.recv() => self.held = Some(item?),
-            }
+            let frame = match self.take() {
+                Next::Frame(frame) => frame,
+                Next::Message(Relayed::Message { source, delivery }) => {
+                    self.delivered += 1;
+                    frames::message(&source, self.delivered, &delivery)
+                }
+                Next::Message(Relayed::Lost(frame)) => frame,
+                Next::Ended => return None,
+                Next::Empty => {
+                    self.shared.ready.notified().await;
+                    continue;
+                }
+            };
+            self.counters.out.increment(1);
+            return Some(frame);
         }
     }
 
-    fn pop_control(&self) -> Option<String> {
-        self.control
-            .frames
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .pop_front()
+    fn take(&self) -> Next {
+        let mut queue = self.shared.lock();
+        if let Some(frame) = queue.control.pop_front() {
+            return Next::Frame(frame);
+        }
+        // Only the oldest are dropped: the lag goes before every message still here.
+        if queue.missed > 0 {
+            let missed = std::mem::take(&mut queue.missed);
+            self.counters.dropped.increment(missed);
+            return Next::Frame(frames::lagged(missed));
+        }
+        if let Some(relayed) = queue.relayed.pop_front() {
+            queue.bytes -= relayed.bytes();
+            if queue.relayed.is_empty() && queue.relayed.capacity() > KEEP_CAPACITY {
+                queue.relayed = VecDeque::new();
+            }
+            return Next::Message(relayed);
+        }
+        if queue.senders == 0 {
+            Next::Ended
+        } else {
+            Next::Empty
+        }
     }
 }
 
-fn render(item: Received<Relayed>) -> String {
-    match item {
-        Received::Message(Relayed { exchange, delivery }) => frames::message(&exchange, &delivery),
-        Received::Signal(Signal::Lagged { missed }) => frames::lagged(missed),
-        // Only `lost` puts gaps in this ring, each with its whole frame.
-        Received::Signal(Signal::Gap { reason }) => reason,
-        Received::Signal(other) => frames::gap(None, &other.to_string()),
+/// A drained queue larger than this gives its buffer back, so that a burst does not
+/// pin its memory.
+const KEEP_CAPACITY: usize = 64;
+
+impl Drop for OutboxReader {
+    fn drop(&mut self) {
+        let mut queue = self.shared.lock();
+        queue.reader_gone = true;
+        let relayed = std::mem::take(&mut queue.relayed);
+        queue.bytes = 0;
+        drop(queue);
+        drop(relayed);
     }
 }
 
@@ -158,6 +309,23 @@ mod tests {
         Delivery::new(topic, Message::json(&n).expect("JSON"))
     }
 
+    /// `frames` messages, and bytes enough for any number of them.
+    fn frames(frames: usize) -> Bounds {
+        Bounds {
+            frames,
+            bytes: usize::MAX,
+            user_bytes: usize::MAX,
+            user_sockets: Arc::new(AtomicUsize::new(1)),
+        }
+    }
+
+    /// A message of `n` and about `size` bytes.
+    fn sized(n: u64, size: usize) -> Delivery {
+        let topic = TopicName::new("t").expect("a topic name");
+        let message = Message::json(&json!({"n": n, "pad": "x".repeat(size)}));
+        Delivery::new(topic, message.expect("JSON"))
+    }
+
     async fn frame(reader: &mut OutboxReader) -> Value {
         let frame = reader.next().await.expect("a frame");
         serde_json::from_str(&frame).expect("frames are JSON")
@@ -165,8 +333,8 @@ mod tests {
 
     #[tokio::test]
     async fn a_full_outbox_drops_the_oldest_messages_and_says_how_many() {
-        let (outbox, mut reader) = channel(2);
-        let exchange: Arc<str> = Arc::from("ex");
+        let (outbox, mut reader) = channel(frames(2), FrameCounters::default());
+        let exchange = Arc::new(Source::new(&Arc::from("ex")));
         for n in 0..5 {
             outbox
                 .relay(&exchange, delivery(n))
@@ -179,8 +347,8 @@ mod tests {
 
     #[tokio::test]
     async fn control_frames_are_never_dropped_and_go_before_later_messages() {
-        let (outbox, mut reader) = channel(1);
-        let exchange: Arc<str> = Arc::from("ex");
+        let (outbox, mut reader) = channel(frames(1), FrameCounters::default());
+        let exchange = Arc::new(Source::new(&Arc::from("ex")));
         outbox.control("\"bound\"".to_owned());
         for n in 0..3 {
             outbox
@@ -194,8 +362,8 @@ mod tests {
 
     #[tokio::test]
     async fn an_upstream_loss_arrives_where_it_happened() {
-        let (outbox, mut reader) = channel(8);
-        let exchange: Arc<str> = Arc::from("ex");
+        let (outbox, mut reader) = channel(frames(8), FrameCounters::default());
+        let exchange = Arc::new(Source::new(&Arc::from("ex")));
         outbox
             .relay(&exchange, delivery(0))
             .expect("the reader is here");
@@ -210,8 +378,69 @@ mod tests {
 
     #[test]
     fn relaying_to_a_closed_socket_says_it_is_gone() {
-        let (outbox, reader) = channel(4);
+        let (outbox, reader) = channel(frames(4), FrameCounters::default());
         drop(reader);
-        assert!(outbox.relay(&Arc::from("ex"), delivery(1)).is_err());
+        assert!(outbox
+            .relay(&Arc::new(Source::new(&Arc::from("ex"))), delivery(1))
+            .is_err());
+    }
+
+    #[tokio::test]
+    async fn the_bytes_bound_drops_the_oldest_but_keeps_the_newest() {
+        let bounds = Bounds {
+            bytes: 10_000,
+            ..frames(100)
+        };
+        let (outbox, mut reader) = channel(bounds, FrameCounters::default());
+        let exchange = Arc::new(Source::new(&Arc::from("ex")));
+        for n in 0..10 {
+            outbox
+                .relay(&exchange, sized(n, 3000))
+                .expect("the reader is here");
+        }
+        // Three of about 3 KiB fit in 10,000 bytes.
+        assert_eq!(frame(&mut reader).await, json!({"lagged": {"missed": 7}}));
+        for n in 7..10 {
+            assert_eq!(frame(&mut reader).await["msg"]["n"], n);
+        }
+        // One larger than the whole bound is still delivered.
+        outbox
+            .relay(&exchange, sized(10, 50_000))
+            .expect("the reader is here");
+        assert_eq!(frame(&mut reader).await["msg"]["n"], 10);
+    }
+
+    #[tokio::test]
+    async fn a_users_sockets_share_its_bytes() {
+        let sockets = Arc::new(AtomicUsize::new(4));
+        let bounds = Bounds {
+            bytes: 1 << 20,
+            user_bytes: 40_000,
+            user_sockets: Arc::clone(&sockets),
+            ..frames(100)
+        };
+        let (outbox, mut reader) = channel(bounds, FrameCounters::default());
+        let exchange = Arc::new(Source::new(&Arc::from("ex")));
+        // A quarter of 40,000 bytes: three messages of about 3 KiB.
+        for n in 0..10 {
+            outbox
+                .relay(&exchange, sized(n, 3000))
+                .expect("the reader is here");
+        }
+        assert_eq!(frame(&mut reader).await, json!({"lagged": {"missed": 7}}));
+        for n in 7..10 {
+            assert_eq!(frame(&mut reader).await["msg"]["n"], n);
+        }
+    }
+
+    #[tokio::test]
+    async fn the_reader_ends_once_every_outbox_is_gone_and_drained() {
+        let (outbox, mut reader) = channel(frames(4), FrameCounters::default());
+        let second = outbox.clone();
+        outbox.control("\"last\"".to_owned());
+        drop(outbox);
+        drop(second);
+        assert_eq!(frame(&mut reader).await, "last");
+        assert!(reader.next().await.is_none());
     }
 }

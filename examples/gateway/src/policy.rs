@@ -140,6 +140,17 @@ async fn check_http(
     who: &Identity,
     key: &Pattern,
 ) -> Result<(), Denial> {
+    // A URL cannot carry these as a path segment (they mean "here" and "up", written
+    // plainly or as %2E): asked, the check would be asked about its bare URL.
+    if matches!(key.as_str(), "." | "..") {
+        return Err(Denial::new(
+            "denied",
+            format!(
+                "the key {:?} cannot be put to the exchange's access check",
+                key.as_str()
+            ),
+        ));
+    }
     let mut url = base.clone();
     if let Ok(mut path) = url.path_segments_mut() {
         path.pop_if_empty().push(key.as_str());

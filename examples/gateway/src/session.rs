@@ -12,8 +12,8 @@ use std::sync::Arc;
 use pubsub_core::{Pattern, Received, Signal};
 use tokio_util::sync::CancellationToken;
 
-use crate::frames::{self, BindRequest};
-use crate::outbox::{self, Outbox, OutboxReader};
+use crate::frames::{self, BindRequest, Source};
+use crate::outbox::{self, Bounds, Outbox, OutboxReader};
 use crate::state::{Admitted, AppState};
 
 /// A connected client.
@@ -28,7 +28,9 @@ pub(crate) struct Session {
 impl Session {
     /// A session for an admitted client, and the reader of the frames to send it.
     pub(crate) fn new(state: Arc<AppState>, client: Admitted) -> (Self, OutboxReader) {
-        let (outbox, reader) = outbox::channel(state.limits.socket_buffer);
+        let counters = state.meters.frames.clone();
+        let bounds = Bounds::new(&state.limits, client.slot.open_sockets());
+        let (outbox, reader) = outbox::channel(bounds, counters);
         let session = Session {
             state,
             client,
@@ -44,11 +46,17 @@ impl Session {
         self.outbox.control(frames::error(code, message, bind));
     }
 
-    /// Starts a bind; its outcome arrives in the outbox as a `bound` or `error` frame.
-    pub(crate) fn bind(&mut self, request: BindRequest) {
+    /// Starts a bind. A refusal arrives in the outbox as an `error` frame; with `ack`,
+    /// success as a `bound` frame, and an unknown exchange as an error too (without,
+    /// it is only logged: brainlife's gateway sends nothing then).
+    pub(crate) fn bind(&mut self, request: BindRequest, ack: bool) {
         let Some(exchange) = self.state.exchanges.get(&request.ex).cloned() else {
-            let message = format!("unknown exchange {:?}", request.ex);
-            return self.reject("unknown_exchange", &message, Some(&request));
+            tracing::warn!(exchange = %request.ex, key = %request.key, "bind to an exchange that is not configured");
+            if ack {
+                let message = format!("unknown exchange {:?}", request.ex);
+                self.reject("unknown_exchange", &message, Some(&request));
+            }
+            return;
         };
         let key = match Pattern::parse(request.key.as_str()) {
             Ok(key) => key,
@@ -68,9 +76,11 @@ impl Session {
             identity: Arc::clone(&self.client.identity),
             outbox: self.outbox.clone(),
             closed: self.closed.clone(),
+            source: Arc::new(Source::new(&exchange.name)),
             exchange,
             key,
             request,
+            ack,
         };
         tokio::spawn(bind.run());
     }
@@ -90,6 +100,8 @@ struct Bind {
     exchange: Arc<crate::exchanges::Exchange>,
     key: Pattern,
     request: BindRequest,
+    ack: bool,
+    source: Arc<Source>,
 }
 
 impl Bind {
@@ -105,12 +117,8 @@ impl Bind {
             allowed = policy.check(&state.http, timeout, &self.identity, &self.key) => allowed,
         };
         if let Err(denial) = allowed {
-            self.outbox.control(frames::error(
-                denial.code,
-                &denial.message,
-                Some(&self.request),
-            ));
-            return;
+            let frame = frames::denied(denial.code, &denial.message, &self.request);
+            return self.outbox.control(frame);
         }
         let topic = self.exchange.bus.topic(self.key.as_str());
         let mut subscription = match topic.subscribe().await {
@@ -128,7 +136,9 @@ impl Bind {
             let _ = subscription.unsubscribe().await;
             return;
         }
-        self.outbox.control(frames::bound(&self.request));
+        if self.ack {
+            self.outbox.control(frames::bound(&self.request));
+        }
         drop(pending);
         loop {
             let item = tokio::select! {
@@ -137,7 +147,7 @@ impl Bind {
             };
             match item {
                 Some(Received::Message(delivery)) => {
-                    if self.outbox.relay(&self.exchange.name, delivery).is_err() {
+                    if self.outbox.relay(&self.source, delivery).is_err() {
                         break;
                     }
                 }

@@ -8,7 +8,7 @@ use axum::extract::{Query, State};
 use axum::http::StatusCode;
 use axum::response::sse::{Event, KeepAlive, Sse};
 use axum::response::{IntoResponse, Response};
-use futures::stream;
+use futures::{stream, StreamExt};
 
 use crate::frames::BindRequest;
 use crate::session::Session;
@@ -48,9 +48,11 @@ pub(crate) async fn events(
             .into_response();
     }
     let heartbeat = state.limits.heartbeat();
+    let shutdown = state.shutdown.clone().cancelled_owned();
     let (mut session, outbox) = Session::new(state, client);
+    // A stream's binds are all in its URL, so it always hears how each went.
     for bind in binds {
-        session.bind(bind);
+        session.bind(bind, true);
     }
     // The stream owns the session: when the client goes, axum drops the stream and
     // the session's binds end with it.
@@ -61,7 +63,8 @@ pub(crate) async fn events(
             (session, outbox),
         ))
     });
-    Sse::new(frames)
+    // A shutdown ends the stream, so the server can stop.
+    Sse::new(frames.take_until(shutdown))
         .keep_alive(KeepAlive::new().interval(heartbeat).text("heartbeat"))
         .into_response()
 }

@@ -6,14 +6,19 @@ use std::sync::Arc;
 
 use axum::http::StatusCode;
 use serde::Serialize;
+use tokio_util::sync::CancellationToken;
 
 use crate::auth::{Identity, UserSlot, Users, Verifier};
 use crate::config::{ClaimValue, Limits};
+use crate::connections::Connections;
 use crate::exchanges::Exchanges;
+use crate::meters::Meters;
 
 /// The gateway's shared state.
 pub(crate) struct AppState {
     pub(crate) verifier: Verifier,
+    /// Every open connection, for the limits and `/metrics`.
+    pub(crate) connections: Arc<Connections>,
     pub(crate) exchanges: Exchanges,
     pub(crate) limits: Limits,
     pub(crate) publishers: Option<ClaimValue>,
@@ -21,13 +26,16 @@ pub(crate) struct AppState {
     pub(crate) http: reqwest::Client,
     pub(crate) subscriptions: Counter,
     pub(crate) binds_pending: Counter,
+    pub(crate) meters: Meters,
+    /// Cancelled on SIGINT or SIGTERM: every socket closes, so the server can stop.
+    pub(crate) shutdown: CancellationToken,
 }
 
 /// A client that passed admission.
 pub(crate) struct Admitted {
     pub(crate) identity: Arc<Identity>,
     /// Held for the connection's lifetime: dropping it frees the user's place.
-    pub(crate) _slot: UserSlot,
+    pub(crate) slot: UserSlot,
 }
 
 /// Why a client was turned away, as an HTTP status and a WebSocket close code.
@@ -64,7 +72,7 @@ impl AppState {
             })?;
         Ok(Admitted {
             identity: Arc::new(identity),
-            _slot: slot,
+            slot,
         })
     }
 

@@ -1,12 +1,15 @@
 //! `GET /subscribe?jwt=...`: brainlife's WebSocket protocol.
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use axum::extract::ws::{close_code, CloseFrame, Message, WebSocket, WebSocketUpgrade};
 use axum::extract::{Query, State};
 use axum::response::Response;
 use futures::{SinkExt, StreamExt};
 use serde::Deserialize;
+use tokio::time::{timeout, Instant, MissedTickBehavior};
+use tokio_util::sync::CancellationToken;
 
 use crate::frames::ClientFrame;
 use crate::outbox::OutboxReader;
@@ -41,10 +44,28 @@ pub(crate) async fn subscribe(
         .max_frame_size(hard_limit)
         .on_upgrade(move |socket| async move {
             match admitted {
-                Ok(client) => serve(socket, Session::new(state, client), max_frame).await,
+                Ok(client) => {
+                    let watch = Watch {
+                        max_frame,
+                        idle: state.limits.idle_timeout(),
+                        shutdown: state.shutdown.clone(),
+                    };
+                    serve(socket, Session::new(state, client), watch).await
+                }
                 Err(rejection) => close(socket, rejection.close_code, &rejection.reason).await,
             }
         })
+}
+
+/// How long a close frame may take to write: its peer may be gone.
+const CLOSE_GRACE: Duration = Duration::from_secs(1);
+
+/// What a socket's loop watches besides its frames.
+struct Watch {
+    max_frame: usize,
+    /// A peer silent this long, pinged twice, is closed.
+    idle: Duration,
+    shutdown: CancellationToken,
 }
 
 async fn close(mut socket: WebSocket, code: u16, reason: &str) {
@@ -63,24 +84,49 @@ async fn close(mut socket: WebSocket, code: u16, reason: &str) {
 async fn serve(
     socket: WebSocket,
     (mut session, mut outbox): (Session, OutboxReader),
-    max_frame: usize,
+    watch: Watch,
 ) {
+    let Watch {
+        max_frame,
+        idle,
+        shutdown,
+    } = watch;
     let (mut sink, mut stream) = socket.split();
+    let mut ping = tokio::time::interval_at(Instant::now() + idle / 2, idle / 2);
+    ping.set_missed_tick_behavior(MissedTickBehavior::Delay);
+    let mut heard = Instant::now();
     loop {
         tokio::select! {
+            () = shutdown.cancelled() => {
+                let frame = CloseFrame { code: close_code::AWAY, reason: "the gateway is shutting down".into() };
+                let _ = timeout(CLOSE_GRACE, sink.send(Message::Close(Some(frame)))).await;
+                return;
+            }
+            _ = ping.tick() => {
+                if heard.elapsed() >= idle {
+                    metrics::counter!("gateway_connections_closed_total", "reason" => "no_pong").increment(1);
+                    let reason = format!("no answer to pings for {} ms", idle.as_millis());
+                    let frame = CloseFrame { code: close_code::AWAY, reason: reason.into() };
+                    let _ = timeout(CLOSE_GRACE, sink.send(Message::Close(Some(frame)))).await;
+                    return;
+                }
+                if sink.send(Message::Ping(Default::default())).await.is_err() {
+                    return;
+                }
+            }
             frame = outbox.next() => {
                 let Some(frame) = frame else { return };
                 if sink.send(Message::Text(frame.into())).await.is_err() {
                     return;
                 }
             }
-            received = stream.next() => match received {
+            received = stream.next() => match received.inspect(|_| heard = Instant::now()) {
                 Some(Ok(Message::Text(text))) if text.len() > max_frame => {
                     let message = format!("frame of {} bytes is over the limit of {max_frame}", text.len());
                     session.reject("frame_too_large", &message, None);
                 }
                 Some(Ok(Message::Text(text))) => match serde_json::from_str::<ClientFrame>(&text) {
-                    Ok(ClientFrame::Bind(request)) => session.bind(request),
+                    Ok(frame) => session.bind(frame.bind, frame.ack),
                     Err(e) => session.reject("malformed", &format!("not a bind frame: {e}"), None),
                 },
                 Some(Ok(Message::Binary(_))) => {

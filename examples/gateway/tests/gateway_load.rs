@@ -32,8 +32,11 @@ const BATCH: usize = 500;
 #[ignore = "a measurement: run with --release --ignored --nocapture"]
 async fn sockets_and_messages_per_second() {
     let gw = Gateway::start(&format!(
-        "[limits]\nsocket_buffer = 4096\nmax_sockets_per_user = {SOCKETS}\n\n\
-         [exchanges.public]\naccess = \"public\"\n"
+        "[limits]\nsocket_buffer = 4096\nmax_sockets_per_user = {SOCKETS}\n\
+         max_connections_per_address = {}\n\n\
+         [exchanges.public]\naccess = \"public\"\n",
+        // Every socket comes from this one address, besides the test's own requests.
+        SOCKETS + 16
     ));
     let jwt = token(json!({"sub": "load"}));
     let before = gw.resident_bytes().expect("the gateway's resident memory");

@@ -5,7 +5,9 @@
 mod gateway_support;
 
 use futures::SinkExt;
-use gateway_support::{publisher, rs256_token, token, CheckServer, Gateway};
+use gateway_support::{
+    assert_relayed, publisher, rs256_token, sample, token, CheckServer, Gateway,
+};
 use jsonwebtoken::{Algorithm, EncodingKey};
 use serde_json::{json, Value};
 use tokio_tungstenite::tungstenite::Message;
@@ -61,14 +63,9 @@ async fn hs256_and_rs256_tokens_are_accepted_and_messages_keep_brainlifes_frame(
     gw.publish_batch(body).await;
     for client in [&mut hs, &mut rs] {
         let frame = client.frame().await;
-        assert_eq!(
-            frame,
-            json!({
-                "headers": {"origin": "amaretti"},
-                "dinfo": {"exchange": "public", "routing_key": "task.42.done"},
-                "msg": {"status": "finished"},
-            })
-        );
+        let headers = json!({"origin": "amaretti"});
+        let msg = json!({"status": "finished"});
+        assert_relayed(&frame, headers, "public", "task.42.done", msg);
     }
 }
 
@@ -76,6 +73,7 @@ async fn hs256_and_rs256_tokens_are_accepted_and_messages_keep_brainlifes_frame(
 async fn missing_bad_and_expired_tokens_close_the_socket_with_a_reason() {
     let gw = Gateway::start(EXCHANGES);
     let past = gateway_support::unix_now() - 60;
+    let future = gateway_support::unix_now() + 3600;
     let wrong_secret = gateway_support::sign(
         Algorithm::HS256,
         &EncodingKey::from_secret(b"not the secret"),
@@ -106,6 +104,14 @@ async fn missing_bad_and_expired_tokens_close_the_socket_with_a_reason() {
             "invalid token: expired",
         ),
         (&*token(json!({"gids": ["1"]})), "no `sub` claim"),
+        (
+            &*token(json!({"sub": "alice", "nbf": future})),
+            "invalid token: not valid yet",
+        ),
+        (
+            &*token(json!({"sub": "alice", "iat": future})),
+            "invalid token: issued in the future",
+        ),
     ];
     for (bad, reason) in cases {
         let mut client = gw.connect(bad).await;
@@ -124,6 +130,66 @@ async fn an_exchange_not_in_the_config_is_refused() {
         .refused("amaretti", "task.#", "unknown_exchange")
         .await;
     client.bound("public", "ok").await;
+}
+
+/// Amaretti's current `wf.task` and its 2016 `wf` side by side: joined, their keys
+/// would read the same (`wf.task.1.2`).
+const BRAINLIFE: &str = r#"
+[exchanges."wf.task"]
+access = "public"
+
+[exchanges.wf]
+access = "public"
+
+[exchanges.instance]
+access = "claim"
+claim = "gids"
+segment = 0
+"#;
+
+#[tokio::test]
+async fn brainlifes_binds_get_no_answer_and_dotted_exchanges_stay_apart() {
+    let gw = Gateway::start(BRAINLIFE);
+    let mut client = gw.connect(&alice()).await;
+    // As brainlife's browsers send them: no `ack`, so no `bound` frame, and nothing
+    // at all for an exchange that is not configured.
+    client.bind("amaretti", "#").await;
+    client.bind("wf.task", "#").await;
+    client.bind("wf", "task.#").await;
+    client.bind("instance", "9.#").await;
+    let denied = client.frame().await;
+    assert_eq!(denied["error"], "Access denided instance", "{denied}");
+    gw.wait_stats("both binds live", |s| s["subscriptions"] == 2)
+        .await;
+    let logged = gw.log();
+    assert!(
+        logged
+            .iter()
+            .any(|l| l.contains("not configured") && l.contains("amaretti")),
+        "the unconfigured exchange is logged: {logged:?}"
+    );
+
+    gw.publish("wf.task", "1.2", json!({"_id": "2", "layout": "current"}))
+        .await;
+    gw.publish("wf", "task.1.2", json!({"_id": "2", "layout": "2016"}))
+        .await;
+    let mut frames = [client.frame().await, client.frame().await];
+    frames.sort_by_key(|f| f["dinfo"]["exchange"].as_str().map(str::to_owned));
+    let current = json!({"_id": "2", "layout": "current"});
+    assert_relayed(
+        &frames[0],
+        json!({}),
+        "wf",
+        "task.1.2",
+        json!({"_id": "2", "layout": "2016"}),
+    );
+    assert_relayed(&frames[1], json!({}), "wf.task", "1.2", current);
+    // Each went to its own bind only: the next frame is the sentinel, not a copy.
+    gw.publish("wf.task", "sentinel", json!("sentinel")).await;
+    assert_eq!(
+        client.message().await,
+        ("sentinel".to_owned(), json!("sentinel"))
+    );
 }
 
 #[tokio::test]
@@ -181,6 +247,10 @@ async fn http_policy_asks_the_url_with_the_users_token_and_a_pattern_cannot_wide
     for key in ["task.*.#", "#", "task.#", "*.A.#"] {
         client.refused("wf", key, "denied").await;
     }
+    // Nor do keys that a URL cannot carry, which would ask the check's bare URL.
+    for key in [".", ".."] {
+        client.refused("wf", key, "denied").await;
+    }
     assert_eq!(check.keys(), ["task.A.#", "task.B.*"]);
     assert_eq!(
         check.asked.lock().unwrap()[0].0,
@@ -200,7 +270,8 @@ async fn an_unreachable_access_check_refuses_the_bind() {
     let gw = Gateway::start(&HTTP_CHECKED.replace("URL", "http://127.0.0.1:9/check"));
     let mut client = gw.connect(&alice()).await;
     let frame = client.refused("wf", "task.A.#", "check_failed").await;
-    assert!(frame["error"]["message"]
+    assert_eq!(frame["error"], "Access denided wf");
+    assert!(frame["reason"]
         .as_str()
         .is_some_and(|m| m.contains("access check failed")));
     assert_eq!(gw.stats().await["subscriptions"], 0);
@@ -221,14 +292,14 @@ async fn malformed_frames_get_an_error_frame_and_the_socket_goes_on() {
     ] {
         client.send_text(bad).await;
         let frame = client.frame().await;
-        assert_eq!(frame["error"]["code"], "malformed", "{bad}: {frame}");
+        assert_eq!(frame["code"], "malformed", "{bad}: {frame}");
     }
     client
         .ws
         .send(Message::binary(vec![0u8, 1, 2]))
         .await
         .expect("send binary");
-    assert_eq!(client.frame().await["error"]["code"], "malformed");
+    assert_eq!(client.frame().await["code"], "malformed");
     for bad_key in ["has space", "", "a\tb"] {
         client.refused("public", bad_key, "invalid_key").await;
     }
@@ -242,7 +313,7 @@ async fn frames_over_the_size_limit_are_refused() {
     let long_key = format!("a.{}", "b".repeat(300));
     client.bind("public", &long_key).await;
     let frame = client.frame().await;
-    assert_eq!(frame["error"]["code"], "frame_too_large", "{frame}");
+    assert_eq!(frame["code"], "frame_too_large", "{frame}");
     client.bound("public", "after.the.big.one").await;
 
     // Far over the limit the frame is not even read: the socket is closed.
@@ -369,7 +440,8 @@ async fn a_slow_socket_lags_with_a_count_and_does_not_slow_the_others() {
             );
             seen.push(frame["msg"]["n"].as_u64().expect("n"));
         }
-        seen
+        // Kept open for the metrics at the end.
+        (seen, fast)
     });
 
     let filler = "x".repeat(32 * 1024);
@@ -379,7 +451,7 @@ async fn a_slow_socket_lags_with_a_count_and_does_not_slow_the_others() {
             .collect();
         gw.publish_batch(Value::Array(batch)).await;
     }
-    let seen = gateway_support::within("the fast socket reads all", reader)
+    let (seen, _fast) = gateway_support::within("the fast socket reads all", reader)
         .await
         .expect("reader");
     assert_eq!(seen, (0..MESSAGES as u64).collect::<Vec<_>>());
@@ -387,11 +459,12 @@ async fn a_slow_socket_lags_with_a_count_and_does_not_slow_the_others() {
     // Now the slow one reads: what it got plus what it was told it missed is all,
     // in order, with at least one lag report.
     let mut got = Vec::new();
-    let mut missed = 0;
+    let (mut missed, mut lag_frames) = (0, 0);
     while got.len() as u64 + missed < MESSAGES as u64 {
         let frame = slow.frame().await;
         if let Some(n) = frame["lagged"]["missed"].as_u64() {
             missed += n;
+            lag_frames += 1;
         } else {
             got.push(frame["msg"]["n"].as_u64().expect("a message"));
         }
@@ -399,6 +472,21 @@ async fn a_slow_socket_lags_with_a_count_and_does_not_slow_the_others() {
     assert!(missed > 0, "the slow socket never lagged");
     assert!(got.windows(2).all(|w| w[0] < w[1]), "out of order: {got:?}");
     assert!(got.len() >= 64, "the buffer's worth arrives: {}", got.len());
+
+    // The Prometheus endpoint counted the same: every frame written (a `bound` frame
+    // and the messages for each socket, and the slow one's lag reports), every
+    // message dropped, the sockets and binds open, and the library's publishes.
+    let metrics = gw.metrics().await;
+    let value = |name: &str, labels: &[(&str, &str)]| {
+        sample(&metrics, name, labels).unwrap_or_else(|| panic!("no {name} in {metrics}"))
+    };
+    let frames = (1 + MESSAGES) + (1 + got.len() + lag_frames);
+    assert_eq!(value("gateway_frames_out_total", &[]), frames as f64);
+    assert_eq!(value("gateway_frames_dropped_total", &[]), missed as f64);
+    assert_eq!(value("gateway_sockets", &[]), 2.0);
+    assert_eq!(value("gateway_binds", &[]), 2.0);
+    let published = [("destination", "load.big")];
+    assert_eq!(value("pubsub_published_total", &published), MESSAGES as f64);
 }
 
 #[tokio::test]

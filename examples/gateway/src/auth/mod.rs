@@ -3,7 +3,7 @@
 mod jwt;
 mod users;
 
-pub(crate) use jwt::{sign_hs256, Verifier};
+pub(crate) use jwt::{now, sign_hs256, Verifier};
 pub(crate) use users::{UserSlot, Users};
 
 use std::sync::Arc;

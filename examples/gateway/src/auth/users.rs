@@ -1,12 +1,14 @@
-//! The sockets-per-user limit.
+//! The sockets-per-user limit, and each user's count of open sockets, which divides
+//! the user's outbox budget among them.
 
 use std::collections::HashMap;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 
 /// Open sockets per user.
 #[derive(Debug, Default)]
 pub(crate) struct Users {
-    open: Mutex<HashMap<String, usize>>,
+    open: Mutex<HashMap<String, Arc<AtomicUsize>>>,
 }
 
 /// One open socket of a user; dropping it frees the place.
@@ -14,6 +16,7 @@ pub(crate) struct Users {
 pub(crate) struct UserSlot {
     users: Arc<Users>,
     user: String,
+    open: Arc<AtomicUsize>,
 }
 
 impl Users {
@@ -21,13 +24,15 @@ impl Users {
     pub(crate) fn admit(self: &Arc<Self>, user: &str, limit: usize) -> Option<UserSlot> {
         let mut open = self.open.lock().unwrap_or_else(PoisonError::into_inner);
         let count = open.entry(user.to_owned()).or_default();
-        if *count >= limit {
+        // Changed only under the map's lock; read without it by the outboxes.
+        if count.load(Ordering::Relaxed) >= limit {
             return None;
         }
-        *count += 1;
+        count.fetch_add(1, Ordering::Relaxed);
         Some(UserSlot {
             users: Arc::clone(self),
             user: user.to_owned(),
+            open: Arc::clone(count),
         })
     }
 
@@ -37,7 +42,15 @@ impl Users {
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
             .values()
+            .map(|count| count.load(Ordering::Relaxed))
             .sum()
+    }
+}
+
+impl UserSlot {
+    /// The live count of this user's open sockets.
+    pub(crate) fn open_sockets(&self) -> Arc<AtomicUsize> {
+        Arc::clone(&self.open)
     }
 }
 
@@ -48,11 +61,8 @@ impl Drop for UserSlot {
             .open
             .lock()
             .unwrap_or_else(PoisonError::into_inner);
-        if let Some(count) = open.get_mut(&self.user) {
-            *count -= 1;
-            if *count == 0 {
-                open.remove(&self.user);
-            }
+        if self.open.fetch_sub(1, Ordering::Relaxed) == 1 {
+            open.remove(&self.user);
         }
     }
 }

@@ -79,6 +79,53 @@ pub(crate) struct Gateway {
     pub(crate) addr: String,
     _dir: tempfile::TempDir,
     http: reqwest::Client,
+    log: Arc<Mutex<Vec<String>>>,
+}
+
+/// The gateway binary with a configuration of `tables` on `backend` and `args`, its
+/// stdout and stderr piped; the folder holds the configuration.
+pub(crate) fn command(backend: &str, tables: &str, args: &[&str]) -> (tempfile::TempDir, Command) {
+    command_in(
+        Command::new(env!("CARGO_BIN_EXE_gateway")),
+        backend,
+        tables,
+        args,
+    )
+}
+
+/// [`command`] whose process may open at most `files` files (its `RLIMIT_NOFILE`).
+pub(crate) fn command_with_files(files: u64, tables: &str) -> (tempfile::TempDir, Command) {
+    let mut shell = Command::new("sh");
+    // `exec` keeps the process id, which `resident_bytes` reads.
+    shell.args([
+        "-c",
+        &format!("ulimit -n {files} && exec \"$0\" \"$@\""),
+        env!("CARGO_BIN_EXE_gateway"),
+    ]);
+    command_in(shell, "memory://", tables, &[])
+}
+
+fn command_in(
+    mut command: Command,
+    backend: &str,
+    tables: &str,
+    args: &[&str],
+) -> (tempfile::TempDir, Command) {
+    let dir = tempfile::tempdir().expect("a temporary folder");
+    let config = format!(
+        "listen = \"127.0.0.1:0\"\nbackend = \"{backend}\"\n\n[auth]\nhs256_secret = \"{SECRET}\"\n\
+         rs256_public_key = \"{}\"\n\n[publish]\nclaim = \"role\"\nvalue = \"publisher\"\n\n{tables}\n",
+        keys().join("demo-rs256.pub.pem").display()
+    );
+    let path = dir.path().join("gateway.toml");
+    std::fs::write(&path, config).expect("write the configuration");
+    command
+        .arg("--config")
+        .arg(&path)
+        .args(args)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    (dir, command)
 }
 
 impl Gateway {
@@ -89,20 +136,23 @@ impl Gateway {
 
     /// A gateway on `backend`.
     pub(crate) fn start_on(backend: &str, tables: &str) -> Gateway {
-        let dir = tempfile::tempdir().expect("a temporary folder");
-        let config = format!(
-            "listen = \"127.0.0.1:0\"\nbackend = \"{backend}\"\n\n[auth]\nhs256_secret = \"{SECRET}\"\n\
-             rs256_public_key = \"{}\"\n\n[publish]\nclaim = \"role\"\nvalue = \"publisher\"\n\n{tables}\n",
-            keys().join("demo-rs256.pub.pem").display()
-        );
-        let path = dir.path().join("gateway.toml");
-        std::fs::write(&path, config).expect("write the configuration");
-        let mut child = Command::new(env!("CARGO_BIN_EXE_gateway"))
-            .arg("--config")
-            .arg(&path)
-            .stdout(Stdio::piped())
-            .spawn()
-            .expect("start the gateway binary");
+        Gateway::start_with(backend, tables, &[])
+    }
+
+    /// A gateway on `backend` with more command-line arguments.
+    pub(crate) fn start_with(backend: &str, tables: &str, args: &[&str]) -> Gateway {
+        let (dir, command) = command(backend, tables, args);
+        Gateway::spawn(dir, command)
+    }
+
+    /// A gateway on the in-process bus that may open at most `files` files.
+    pub(crate) fn start_with_files(files: u64, tables: &str) -> Gateway {
+        let (dir, command) = command_with_files(files, tables);
+        Gateway::spawn(dir, command)
+    }
+
+    fn spawn(dir: tempfile::TempDir, mut command: Command) -> Gateway {
+        let mut child = command.spawn().expect("start the gateway binary");
         let stdout = child.stdout.take().expect("the gateway's stdout");
         let mut stdout = BufReader::new(stdout);
         let mut first = String::new();
@@ -113,6 +163,15 @@ impl Gateway {
         std::thread::spawn(move || {
             for line in stdout.lines().map_while(Result::ok) {
                 eprintln!("{line}");
+            }
+        });
+        let stderr = BufReader::new(child.stderr.take().expect("the gateway's stderr"));
+        let log = Arc::new(Mutex::new(Vec::new()));
+        let lines = Arc::clone(&log);
+        std::thread::spawn(move || {
+            for line in stderr.lines().map_while(Result::ok) {
+                eprintln!("{line}");
+                lines.lock().unwrap_or_else(|e| e.into_inner()).push(line);
             }
         });
         let addr = first
@@ -126,6 +185,33 @@ impl Gateway {
             addr,
             _dir: dir,
             http: reqwest::Client::new(),
+            log,
+        }
+    }
+
+    /// The lines the gateway wrote to stderr so far.
+    pub(crate) fn log(&self) -> Vec<String> {
+        self.log.lock().unwrap_or_else(|e| e.into_inner()).clone()
+    }
+
+    /// Sends the gateway `signal` (`INT`, `TERM`) and waits until it exits.
+    pub(crate) fn stop_with(&mut self, signal: &str) -> std::process::ExitStatus {
+        let sent = Command::new("kill")
+            .arg(format!("-{signal}"))
+            .arg(self.child.id().to_string())
+            .status()
+            .expect("run kill");
+        assert!(sent.success(), "kill -{signal}");
+        let deadline = std::time::Instant::now() + PATIENCE;
+        loop {
+            if let Some(status) = self.child.try_wait().expect("the gateway's status") {
+                return status;
+            }
+            assert!(
+                std::time::Instant::now() < deadline,
+                "the gateway did not stop within {PATIENCE:?} of SIGINT"
+            );
+            std::thread::sleep(Duration::from_millis(20));
         }
     }
 
@@ -145,6 +231,43 @@ impl Gateway {
             .await
             .expect("the WebSocket handshake");
         Client { ws }
+    }
+
+    /// A WebSocket with `token` from the local address `from` (any of 127.0.0.0/8 is
+    /// this machine, each another address to the gateway).
+    pub(crate) async fn connect_from(&self, from: [u8; 4], token: &str) -> Client {
+        let url = format!("ws://{}/subscribe?jwt={token}", self.addr);
+        let stream = self.tcp_from(from).await;
+        let handshake = tokio_tungstenite::client_async(url, MaybeTlsStream::Plain(stream));
+        let (ws, _) = within("connect", handshake)
+            .await
+            .expect("the WebSocket handshake");
+        Client { ws }
+    }
+
+    /// A TCP connection to the gateway from the local address `from`.
+    pub(crate) async fn tcp_from(&self, from: [u8; 4]) -> TcpStream {
+        let socket = tokio::net::TcpSocket::new_v4().expect("a socket");
+        socket
+            .bind((std::net::Ipv4Addr::from(from), 0).into())
+            .expect("bind a loopback address");
+        let addr = self.addr.parse().expect("the gateway's address");
+        within("connect", socket.connect(addr))
+            .await
+            .expect("a TCP connection")
+    }
+
+    /// `GET /metrics` from the local address `from`.
+    pub(crate) async fn metrics_from(&self, from: [u8; 4]) -> String {
+        let http = reqwest::Client::builder()
+            .local_address(std::net::IpAddr::from(from))
+            .build()
+            .expect("an HTTP client");
+        let response = within("metrics", http.get(self.url("/metrics")).send())
+            .await
+            .expect("GET /metrics");
+        assert!(response.status().is_success(), "{}", response.status());
+        response.text().await.expect("the metrics text")
     }
 
     /// Publishes `msg` on `ex`/`key` through `POST /publish`.
@@ -183,6 +306,15 @@ impl Gateway {
         response.json().await.expect("stats are JSON")
     }
 
+    /// `GET /metrics`, the Prometheus text.
+    pub(crate) async fn metrics(&self) -> String {
+        let response = within("metrics", self.http.get(self.url("/metrics")).send())
+            .await
+            .expect("GET /metrics");
+        assert!(response.status().is_success(), "{}", response.status());
+        response.text().await.expect("the metrics text")
+    }
+
     /// Polls `/stats` until `done` holds, failing after [`PATIENCE`].
     pub(crate) async fn wait_stats(&self, what: &str, done: impl Fn(&Value) -> bool) -> Value {
         let deadline = tokio::time::Instant::now() + PATIENCE;
@@ -207,6 +339,23 @@ impl Drop for Gateway {
     }
 }
 
+/// Asserts that `frame` relays `msg` from `exchange` key `key` with `headers`, in
+/// brainlife's shape (node-amqp's `deliveryInfo` names; the rest of `dinfo` is
+/// checked by the frame's unit tests).
+pub(crate) fn assert_relayed(frame: &Value, headers: Value, exchange: &str, key: &str, msg: Value) {
+    let dinfo = &frame["dinfo"];
+    assert_eq!(frame["headers"], headers, "{frame}");
+    assert_eq!(dinfo["exchange"], exchange, "{frame}");
+    assert_eq!(dinfo["routingKey"], key, "{frame}");
+    assert_eq!(frame["msg"], msg, "{frame}");
+    assert_eq!(dinfo["redelivered"], false, "{frame}");
+    assert!(
+        dinfo["queue"].is_string() && dinfo["consumerTag"].is_string(),
+        "{frame}"
+    );
+    assert_eq!(dinfo["deliveryTag"]["type"], "Buffer", "{frame}");
+}
+
 /// A WebSocket client of the gateway.
 pub(crate) struct Client {
     pub(crate) ws: WebSocketStream<MaybeTlsStream<TcpStream>>,
@@ -226,19 +375,27 @@ impl Client {
             .await;
     }
 
-    /// Binds and waits for the `bound` frame.
+    /// Sends `{"bind":{"ex":..,"key":..},"ack":true}`, which is always answered.
+    pub(crate) async fn bind_acked(&mut self, ex: &str, key: &str) {
+        self.send_text(&json!({"bind": {"ex": ex, "key": key}, "ack": true}).to_string())
+            .await;
+    }
+
+    /// Binds asking for an answer and waits for the `bound` frame.
     pub(crate) async fn bound(&mut self, ex: &str, key: &str) {
-        self.bind(ex, key).await;
+        self.bind_acked(ex, key).await;
         let frame = self.frame().await;
         assert_eq!(frame["bound"], json!({"ex": ex, "key": key}), "{frame}");
     }
 
-    /// Binds and waits for the error frame, which must have `code`.
+    /// Binds asking for an answer and waits for the error frame, which must have
+    /// `code`.
     pub(crate) async fn refused(&mut self, ex: &str, key: &str, code: &str) -> Value {
-        self.bind(ex, key).await;
+        self.bind_acked(ex, key).await;
         let frame = self.frame().await;
-        assert_eq!(frame["error"]["code"], code, "bind {ex}:{key}: {frame}");
-        assert_eq!(frame["error"]["bind"], json!({"ex": ex, "key": key}));
+        assert_eq!(frame["code"], code, "bind {ex}:{key}: {frame}");
+        assert!(frame["error"].is_string(), "{frame}");
+        assert_eq!(frame["bind"], json!({"ex": ex, "key": key}));
         frame
     }
 
@@ -264,7 +421,7 @@ impl Client {
     /// The next frame, which must be a message: its routing key and `msg`.
     pub(crate) async fn message(&mut self) -> (String, Value) {
         let frame = self.frame().await;
-        let key = frame["dinfo"]["routing_key"]
+        let key = frame["dinfo"]["routingKey"]
             .as_str()
             .unwrap_or_else(|| panic!("expected a message, got {frame}"))
             .to_owned();
@@ -393,4 +550,22 @@ impl Drop for CheckServer {
     fn drop(&mut self) {
         self.task.abort();
     }
+}
+
+/// The value of the sample of metric `name` with (at least) `labels` in Prometheus
+/// text; `None` when there is none.
+pub(crate) fn sample(text: &str, name: &str, labels: &[(&str, &str)]) -> Option<f64> {
+    text.lines()
+        .filter(|l| !l.starts_with('#'))
+        .find_map(|line| {
+            let (series, value) = line.rsplit_once(' ')?;
+            let (metric, rest) = match series.split_once('{') {
+                Some((metric, rest)) => (metric, rest),
+                None => (series, ""),
+            };
+            let all = labels
+                .iter()
+                .all(|(k, v)| rest.contains(&format!("{k}=\"{v}\"")));
+            (metric == name && all).then(|| value.parse().ok())?
+        })
 }
