@@ -3,7 +3,7 @@
 //! table, and writes a JSON file with every figure and an SVG chart.
 //!
 //! ```text
-//! cargo run --release -p pubsub-benches -- [--quick] [--backends memory,redis,amqp] [--redis-url URL] [--amqp-url URL] [--out DIR]
+//! cargo run --release -p pubsub-benches -- [--quick] [--backends memory,redis,amqp,redis-streams,redis-cluster,amqp-cluster] [--redis-url URL] [--amqp-url URL] [--out DIR]
 //! ```
 
 mod backends;

@@ -255,12 +255,18 @@ fn versus(rows: &[Row], row: &Row) -> String {
     if row.raw {
         return String::new();
     }
+    // Each of our rows against the baselines: a backend may have several of ours (a
+    // setting on and off).
+    let Some(ours) = &row.outcome else {
+        return String::new();
+    };
     rows.iter()
         .filter(|r| r.raw && r.backend == row.backend && r.workload == row.workload)
         .filter_map(|r| {
+            let raw = r.outcome.as_ref()?;
             Some(format!(
                 "{:.2}x {}",
-                ratio(rows, row.backend, row.workload, r.client)?,
+                ours.msg_per_s / raw.msg_per_s,
                 r.client
             ))
         })

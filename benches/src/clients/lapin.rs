@@ -1,7 +1,8 @@
 //! Raw `lapin`, written the way a user of lapin would, with the settings our AMQP
 //! backend uses: a durable topic exchange, persistent messages with publisher
 //! confirms, exclusive auto-delete queues without acks for broadcast, and a durable
-//! `x-max-priority` queue with manual acks and a prefetch of 32 for a group.
+//! `x-max-priority` queue (or a quorum queue) with manual acks and a prefetch of 32
+//! for a group; publishers on one channel, or taking several in turn.
 
 use bytes::Bytes;
 use futures::StreamExt;
@@ -23,29 +24,44 @@ const PERSISTENT: u8 = 2;
 const PREFETCH: u16 = 32;
 const MAX_PRIORITY: u8 = 9;
 
-/// One connection, one confirming publishing channel, one topic exchange.
+/// How a [`LapinClient`] publishes and queues.
+#[derive(Debug, Clone, Copy)]
+pub struct LapinSetup {
+    /// Publishes in flight per publisher.
+    pub depth: usize,
+    /// Confirming channels that publishers take in turn.
+    pub channels: usize,
+    /// Group queues as quorum queues (no priorities there).
+    pub quorum: bool,
+}
+
+/// One connection, confirming publishing channels, one topic exchange.
 pub struct LapinClient {
     connection: Connection,
-    publishing: Channel,
+    publishing: Vec<Channel>,
+    turn: std::sync::atomic::AtomicUsize,
     exchange: ShortString,
-    depth: usize,
+    setup: LapinSetup,
 }
 
 impl LapinClient {
-    /// Connects to `url` and declares `exchange`; publishers keep `depth` publishes
-    /// awaiting their confirm.
-    pub async fn connect(url: &str, exchange: &str, depth: usize) -> BenchResult<Self> {
+    /// Connects to `url` and declares `exchange`, set up as `setup` says.
+    pub async fn connect(url: &str, exchange: &str, setup: LapinSetup) -> BenchResult<Self> {
         let connection = Connection::connect(url, ConnectionProperties::default()).await?;
-        let publishing = connection.create_channel().await?;
-        publishing
-            .confirm_select(ConfirmSelectOptions::default())
-            .await?;
+        let mut publishing = Vec::with_capacity(setup.channels);
+        for _ in 0..setup.channels.max(1) {
+            let channel = connection.create_channel().await?;
+            channel
+                .confirm_select(ConfirmSelectOptions::default())
+                .await?;
+            publishing.push(channel);
+        }
         let exchange: ShortString = exchange.into();
         let options = ExchangeDeclareOptions {
             durable: true,
             ..ExchangeDeclareOptions::default()
         };
-        publishing
+        publishing[0]
             .exchange_declare(
                 exchange.clone(),
                 ExchangeKind::Topic,
@@ -56,8 +72,9 @@ impl LapinClient {
         Ok(LapinClient {
             connection,
             publishing,
+            turn: std::sync::atomic::AtomicUsize::new(0),
             exchange,
-            depth,
+            setup,
         })
     }
 }
@@ -67,12 +84,14 @@ impl Client for LapinClient {
     type Subscriber = LapinSubscriber;
 
     fn depth(&self) -> usize {
-        self.depth
+        self.setup.depth
     }
 
+    /// Each publisher on the next channel, in turn.
     async fn publisher(&self, topic: &str) -> BenchResult<LapinPublisher> {
+        let turn = self.turn.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         Ok(LapinPublisher {
-            channel: self.publishing.clone(),
+            channel: self.publishing[turn % self.publishing.len()].clone(),
             exchange: self.exchange.clone(),
             routing_key: topic.into(),
         })
@@ -108,10 +127,17 @@ impl Client for LapinClient {
                     .basic_qos(PREFETCH, BasicQosOptions::default())
                     .await?;
                 let mut arguments = FieldTable::default();
-                arguments.insert(
-                    "x-max-priority".into(),
-                    AMQPValue::ShortShortUInt(MAX_PRIORITY),
-                );
+                if self.setup.quorum {
+                    arguments.insert(
+                        "x-queue-type".into(),
+                        AMQPValue::LongString("quorum".into()),
+                    );
+                } else {
+                    arguments.insert(
+                        "x-max-priority".into(),
+                        AMQPValue::ShortShortUInt(MAX_PRIORITY),
+                    );
+                }
                 let options = QueueDeclareOptions {
                     durable: true,
                     ..QueueDeclareOptions::default()

@@ -6,3 +6,5 @@ pub mod broadcast;
 pub mod bus;
 pub mod lapin;
 pub mod redis;
+pub mod redis_cluster;
+pub mod redis_streams;
