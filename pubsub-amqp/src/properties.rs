@@ -3,12 +3,13 @@
 //! `reply-to`, `correlation-id`, `content-type` and `content-encoding` the properties
 //! of those names, everything else an AMQP header. A foreign priority above ours
 //! arrives as [`MAX_PRIORITY`] with the value it came with in [`ORIGINAL_PRIORITY`].
+//! Header values keep their types both ways ([`HeaderValue`]).
 
-use lapin::types::{AMQPValue, FieldTable, ShortString};
+use lapin::types::{AMQPValue, FieldArray, FieldTable, ShortString};
 use lapin::BasicProperties;
 use pubsub_core::{
-    Bytes, Error, Message, Result, CONTENT_ENCODING, CONTENT_TYPE, CORRELATION_ID, MAX_PRIORITY,
-    ORIGINAL_PRIORITY, REPLY_TO,
+    Bytes, Error, HeaderValue, Message, Result, CONTENT_ENCODING, CONTENT_TYPE, CORRELATION_ID,
+    MAX_PRIORITY, ORIGINAL_PRIORITY, REPLY_TO,
 };
 
 /// Header that carries the delivery attempt of a message this crate requeued.
@@ -36,21 +37,18 @@ pub(crate) fn to_properties(message: &Message, persistent: bool) -> Result<Basic
     let mut headers = FieldTable::default();
     for (key, value) in message.headers() {
         match key {
-            REPLY_TO => properties = properties.with_reply_to(short("reply-to", value)?),
+            REPLY_TO => properties = properties.with_reply_to(property("reply-to", value)?),
             CORRELATION_ID => {
-                properties = properties.with_correlation_id(short("correlation id", value)?)
+                properties = properties.with_correlation_id(property("correlation id", value)?)
             }
             CONTENT_TYPE => {
-                properties = properties.with_content_type(short("content type", value)?)
+                properties = properties.with_content_type(property("content type", value)?)
             }
             CONTENT_ENCODING => {
-                properties = properties.with_content_encoding(short("content encoding", value)?)
+                properties = properties.with_content_encoding(property("content encoding", value)?)
             }
             _ => {
-                headers.insert(
-                    short("header name", key)?,
-                    AMQPValue::LongString(value.into()),
-                );
+                headers.insert(short("header name", key)?, to_amqp(value)?);
             }
         }
     }
@@ -97,18 +95,14 @@ pub(crate) fn to_message(
                         .and_then(|n| u32::try_from(n).ok())
                         .unwrap_or(1)
                 }
-                (TOPIC, value) => topic = text(value),
+                (TOPIC, value) => topic = from_amqp(value).as_str().map(str::to_owned),
                 // A quorum queue counts its earlier deliveries of the message.
                 (DELIVERY_COUNT, value) => {
                     delivered_before = integer(value)
                         .and_then(|n| u32::try_from(n).ok())
                         .unwrap_or(0)
                 }
-                (key, value) => {
-                    if let Some(value) = text(value) {
-                        message = message.with_header(key, value);
-                    }
-                }
+                (key, value) => message = message.with_header(key, from_amqp(value)),
             }
         }
     }
@@ -147,16 +141,75 @@ pub(crate) fn to_message(
     }
 }
 
-/// A header value as text; foreign clients send numbers and booleans too.
-fn text(value: &AMQPValue) -> Option<String> {
-    Some(match value {
-        AMQPValue::LongString(s) => String::from_utf8_lossy(s.as_bytes()).into_owned(),
-        AMQPValue::ShortString(s) => s.as_str().to_owned(),
-        AMQPValue::Boolean(b) => b.to_string(),
-        AMQPValue::Float(f) => f.to_string(),
-        AMQPValue::Double(f) => f.to_string(),
-        other => integer(other)?.to_string(),
+/// The text of a header that AMQP sends as a property, or an error naming it.
+fn property(what: &str, value: &HeaderValue) -> Result<ShortString> {
+    match value.as_str() {
+        Some(text) => short(what, text),
+        None => Err(Error::Unsupported(format!(
+            "AMQP sends the {what} as text; this one is {value}"
+        ))),
+    }
+}
+
+/// `value` as a field-table value of its kind. Integers take the narrowest signed
+/// type that holds them, from 16 bits up, as aio-pika (pamqp) sends them: a headers
+/// binding Infrahub declares then sees the very type it was declared with.
+fn to_amqp(value: &HeaderValue) -> Result<AMQPValue> {
+    Ok(match value {
+        HeaderValue::Text(text) => AMQPValue::LongString(text.as_str().into()),
+        HeaderValue::Bool(b) => AMQPValue::Boolean(*b),
+        HeaderValue::Int(n) => match (i16::try_from(*n), i32::try_from(*n)) {
+            (Ok(short), _) => AMQPValue::ShortInt(short),
+            (_, Ok(long)) => AMQPValue::LongInt(long),
+            _ => AMQPValue::LongLongInt(*n),
+        },
+        HeaderValue::Float(x) => AMQPValue::Double(*x),
+        HeaderValue::Timestamp(t) => AMQPValue::Timestamp(*t),
+        HeaderValue::Bytes(bytes) => AMQPValue::ByteArray(bytes.as_ref().into()),
+        HeaderValue::List(items) => AMQPValue::FieldArray(FieldArray::from(
+            items.iter().map(to_amqp).collect::<Result<Vec<_>>>()?,
+        )),
+        HeaderValue::Table(entries) => {
+            let mut table = FieldTable::default();
+            for (key, value) in entries {
+                table.insert(short("header name", key)?, to_amqp(value)?);
+            }
+            AMQPValue::FieldTable(table)
+        }
+        HeaderValue::Null => AMQPValue::Void,
     })
+}
+
+/// A field-table value as the [`HeaderValue`] of its kind; a long string that is not
+/// UTF-8 stays bytes rather than lose any.
+fn from_amqp(value: &AMQPValue) -> HeaderValue {
+    match value {
+        AMQPValue::LongString(s) => match std::str::from_utf8(s.as_bytes()) {
+            Ok(text) => HeaderValue::Text(text.to_owned()),
+            Err(_) => HeaderValue::Bytes(Bytes::copy_from_slice(s.as_bytes())),
+        },
+        AMQPValue::ShortString(s) => HeaderValue::Text(s.as_str().to_owned()),
+        AMQPValue::Boolean(b) => HeaderValue::Bool(*b),
+        AMQPValue::Float(x) => HeaderValue::Float((*x).into()),
+        AMQPValue::Double(x) => HeaderValue::Float(*x),
+        AMQPValue::DecimalValue(d) => {
+            HeaderValue::Float(f64::from(d.value) / 10f64.powi(d.scale.into()))
+        }
+        AMQPValue::Timestamp(t) => HeaderValue::Timestamp(*t),
+        AMQPValue::ByteArray(bytes) => HeaderValue::Bytes(Bytes::copy_from_slice(bytes.as_slice())),
+        AMQPValue::FieldArray(items) => {
+            HeaderValue::List(items.as_slice().iter().map(from_amqp).collect())
+        }
+        AMQPValue::FieldTable(table) => HeaderValue::Table(
+            table
+                .inner()
+                .iter()
+                .map(|(key, value)| (key.as_str().to_owned(), from_amqp(value)))
+                .collect(),
+        ),
+        AMQPValue::Void => HeaderValue::Null,
+        other => integer(other).map_or(HeaderValue::Null, HeaderValue::Int),
+    }
 }
 
 fn integer(value: &AMQPValue) -> Option<i64> {
@@ -241,15 +294,76 @@ mod tests {
     }
 
     #[test]
-    fn foreign_header_values_read_as_text() {
+    fn header_values_keep_their_types_both_ways() {
+        let table = HeaderValue::Table(vec![("x-match".into(), "all".into())]);
+        let message = Message::new("x")
+            .with_header("delay", 5000)
+            .with_header("big", 70_000)
+            .with_header("huge", i64::MAX)
+            .with_header("ok", true)
+            .with_header("ratio", 0.5)
+            .with_header("at", HeaderValue::Timestamp(1_700_000_000))
+            .with_header("raw", Bytes::from_static(&[0xff, 0]))
+            .with_header("list", vec![HeaderValue::Int(1), HeaderValue::Null])
+            .with_header("table", table);
+        let properties = to_properties(&message, false).unwrap();
+        let headers = properties.headers().clone().unwrap();
+        // A short int, as pamqp encodes Infrahub's `delay`.
+        assert_eq!(headers.inner()["delay"], AMQPValue::ShortInt(5000));
+        assert_eq!(headers.inner()["big"], AMQPValue::LongInt(70_000));
+        assert_eq!(headers.inner()["huge"], AMQPValue::LongLongInt(i64::MAX));
+        let received = to_message(Vec::new(), &properties, false).message;
+        let mut sent: Vec<_> = message.headers().collect();
+        let mut came: Vec<_> = received.headers().collect();
+        // A field table keeps its keys sorted, not in the order they were added.
+        sent.sort_by_key(|(k, _)| *k);
+        came.sort_by_key(|(k, _)| *k);
+        assert_eq!(came, sent);
+    }
+
+    #[test]
+    fn foreign_values_of_every_amqp_type_arrive_typed() {
+        let mut nested = FieldTable::default();
+        nested.insert("count".into(), AMQPValue::LongLongInt(1));
         let mut headers = FieldTable::default();
-        headers.insert("n".into(), AMQPValue::LongInt(-3));
-        headers.insert("b".into(), AMQPValue::Boolean(true));
+        headers.insert("n".into(), AMQPValue::ShortShortUInt(200));
+        headers.insert("f".into(), AMQPValue::Float(1.5));
+        headers.insert(
+            "d".into(),
+            AMQPValue::DecimalValue(lapin::types::DecimalValue {
+                scale: 2,
+                value: 125,
+            }),
+        );
+        headers.insert("s".into(), AMQPValue::ShortString("short".into()));
+        headers.insert("bin".into(), AMQPValue::LongString(vec![0xff].into()));
+        headers.insert(
+            "x-death".into(),
+            AMQPValue::FieldArray(vec![nested.into()].into()),
+        );
+        headers.insert("v".into(), AMQPValue::Void);
         let properties = BasicProperties::default().with_headers(headers);
         let message = to_message(Vec::new(), &properties, false).message;
+        let value = |key| message.header_value(key).cloned();
+        assert_eq!(value("n"), Some(HeaderValue::Int(200)));
+        assert_eq!(value("f"), Some(HeaderValue::Float(1.5)));
+        assert_eq!(value("d"), Some(HeaderValue::Float(1.25)));
+        assert_eq!(message.header("s"), Some("short"));
         assert_eq!(
-            (message.header("n"), message.header("b")),
-            (Some("-3"), Some("true"))
+            value("bin"),
+            Some(HeaderValue::Bytes(Bytes::from_static(&[0xff])))
+        );
+        let death = HeaderValue::Table(vec![("count".into(), HeaderValue::Int(1))]);
+        assert_eq!(value("x-death"), Some(HeaderValue::List(vec![death])));
+        assert_eq!(value("v"), Some(HeaderValue::Null));
+    }
+
+    #[test]
+    fn a_property_header_that_is_not_text_is_unsupported() {
+        let err = to_properties(&Message::new("x").with_header(REPLY_TO, 7), false).unwrap_err();
+        assert!(
+            matches!(err, Error::Unsupported(ref m) if m.contains("reply-to")),
+            "{err}"
         );
     }
 

@@ -10,7 +10,7 @@ use std::process::{Child, Command, Stdio};
 use pubsub_amqp::{AmqpBackend, AmqpBuilder};
 use pubsub_brokers::RabbitServer;
 use pubsub_core::testkit::support::{next, unique};
-use pubsub_core::{Message, PubSub, SubscribeOptions};
+use pubsub_core::{Bytes, HeaderValue, Message, PubSub, SubscribeOptions};
 use serde_json::{json, Value};
 
 async fn server() -> &'static RabbitServer {
@@ -26,7 +26,7 @@ async fn bus(builder: AmqpBuilder) -> PubSub {
 
 /// Runs a pika script with `args`; its stdout is read line by line.
 fn pika(script: &str, args: &[&str]) -> Child {
-    let prelude = "import json, sys, pika\n\
+    let prelude = "import calendar, datetime, json, sys, pika\n\
                    params = pika.URLParameters(sys.argv[1])\n\
                    conn = pika.BlockingConnection(params)\n\
                    ch = conn.channel()\n";
@@ -102,7 +102,9 @@ async fn pika_publishes_infrahub_routing_keys_and_a_group_gets_them_by_priority(
         \x20   key = 'git.file.get' if i % 2 == 0 else 'git.file.put'\n\
         \x20   props = pika.BasicProperties(priority=p, message_id=f'm-{i}', correlation_id=f'c-{i}',\n\
         \x20       reply_to='infrahub.rpc.reply', content_type='application/json', content_encoding='utf-8',\n\
-        \x20       headers={'initiator_id': 'worker-7', 'attempt': 3})\n\
+        \x20       headers={'initiator_id': 'worker-7', 'attempt': 3, 'ok': True, 'none': None,\n\
+        \x20           'sent': datetime.datetime(2023, 11, 14, 22, 13, 20), 'raw': b'\\xff',\n\
+        \x20           'x-death': [{'count': 1, 'reason': 'expired'}]})\n\
         \x20   ch.basic_publish(exchange=ex, routing_key=key, body=json.dumps({'i': i, 'p': p}), properties=props)\n\
         conn.close()\n";
     finish(pika(script, &[&url, &exchange])).await;
@@ -122,7 +124,19 @@ async fn pika_publishes_infrahub_routing_keys_and_a_group_gets_them_by_priority(
         assert_eq!(d.header("correlation-id"), Some(format!("c-{i}").as_str()));
         assert_eq!(d.header("reply-to"), Some("infrahub.rpc.reply"));
         assert_eq!(d.header("initiator_id"), Some("worker-7"));
-        assert_eq!(d.header("attempt"), Some("3"));
+        // Every value as pika typed it, not stringified.
+        let value = |key| d.header_value(key).cloned();
+        assert_eq!(value("attempt"), Some(HeaderValue::Int(3)));
+        assert_eq!(value("ok"), Some(HeaderValue::Bool(true)));
+        assert_eq!(value("none"), Some(HeaderValue::Null));
+        assert_eq!(value("sent"), Some(HeaderValue::Timestamp(1_700_000_000)));
+        assert_eq!(
+            value("raw"),
+            Some(HeaderValue::Bytes(Bytes::from_static(b"\xff")))
+        );
+        let death = [("count", HeaderValue::Int(1)), ("reason", "expired".into())];
+        let death = HeaderValue::Table(death.map(|(k, v)| (k.to_owned(), v)).to_vec());
+        assert_eq!(value("x-death"), Some(HeaderValue::List(vec![death])));
         assert_eq!(d.content_type(), Some("application/json"));
         assert_eq!(d.content_encoding(), Some("utf-8"));
         let key = if i.is_multiple_of(2) {
@@ -142,7 +156,12 @@ async fn pika_receives_what_we_publish_with_its_properties() {
     let url = server().await.url();
     let bus = PubSub::new(AmqpBackend::connect(&url).await.expect("connect"));
     let topic = unique("interop.out");
-    let script = "ch.exchange_declare(exchange='pubsub', exchange_type='topic', durable=True)\n\
+    // pika hands over bytes for byte arrays and timestamps as datetimes.
+    let script = "def shown(v):\n\
+        \x20   if isinstance(v, bytes): return {'bytes': list(v)}\n\
+        \x20   if isinstance(v, datetime.datetime): return {'timestamp': calendar.timegm(v.utctimetuple())}\n\
+        \x20   return v\n\
+        ch.exchange_declare(exchange='pubsub', exchange_type='topic', durable=True)\n\
         q = ch.queue_declare(queue='', exclusive=True).method.queue\n\
         ch.queue_bind(queue=q, exchange='pubsub', routing_key=sys.argv[2])\n\
         print('ready', flush=True)\n\
@@ -153,7 +172,7 @@ async fn pika_receives_what_we_publish_with_its_properties() {
         \x20       'message_id': props.message_id, 'correlation_id': props.correlation_id,\n\
         \x20       'reply_to': props.reply_to, 'delivery_mode': props.delivery_mode,\n\
         \x20       'content_type': props.content_type, 'content_encoding': props.content_encoding,\n\
-        \x20       'headers': {k: (v.decode() if isinstance(v, bytes) else v) for k, v in (props.headers or {}).items()}}))\n\
+        \x20       'headers': {k: shown(v) for k, v in (props.headers or {}).items()}}))\n\
         \x20   break\n\
         conn.close()\n";
     let (child, _) = wait_ready(pika(script, &[&url, &topic])).await;
@@ -161,6 +180,16 @@ async fn pika_receives_what_we_publish_with_its_properties() {
         .with_id("m-1")
         .with_priority(4)
         .with_header("k", "v")
+        .with_header("delay", 5000)
+        .with_header("big", 70_000)
+        .with_header("ok", false)
+        .with_header("at", HeaderValue::Timestamp(1_700_000_000))
+        .with_header("raw", Bytes::from_static(&[0, 255]))
+        .with_header(
+            "list",
+            vec![HeaderValue::Int(1), "two".into(), HeaderValue::Null],
+        )
+        .with_header("table", HeaderValue::Table(vec![("n".into(), 2.into())]))
         .with_header("correlation-id", "c-1")
         .with_header("reply-to", "replies.here")
         .with_content_type("application/json")
@@ -176,7 +205,10 @@ async fn pika_receives_what_we_publish_with_its_properties() {
         json!({
             "key": topic, "body": r#"{"_id":456}"#, "priority": 4, "message_id": "m-1",
             "correlation_id": "c-1", "reply_to": "replies.here", "delivery_mode": 2,
-            "content_type": "application/json", "content_encoding": "gzip", "headers": {"k": "v"}
+            "content_type": "application/json", "content_encoding": "gzip",
+            "headers": {"k": "v", "delay": 5000, "big": 70_000, "ok": false,
+                "at": {"timestamp": 1_700_000_000}, "raw": {"bytes": [0, 255]},
+                "list": [1, "two", null], "table": {"n": 2}}
         })
     );
 }

@@ -300,7 +300,7 @@ async fn give_up(topic: &Topic, retry: &RetryPolicy, delivery: Delivery, error: 
     let priority = delivery.priority().min(MAX_PRIORITY);
     let mut message = Message::new(delivery.payload().clone()).with_priority(priority);
     for (key, value) in delivery.headers() {
-        message = message.with_header(key, value);
+        message = message.with_header(key, value.clone());
     }
     // Where headers cannot travel, the dead letter is the message as it came.
     if topic.bus().capabilities().headers {

@@ -50,6 +50,7 @@ mod delivery;
 mod error;
 mod event;
 mod handler;
+mod header;
 mod message;
 pub mod name;
 mod prefixed;
@@ -73,6 +74,7 @@ pub use event::{Event, Events};
 pub use handler::{
     Handler, HandlerOptions, HandlerResult, RetryPolicy, LAST_ERROR, ORIGINAL_TOPIC,
 };
+pub use header::HeaderValue;
 pub use message::{
     Message, CONTENT_ENCODING, CONTENT_TYPE, CORRELATION_ID, MAX_PRIORITY, ORIGINAL_PRIORITY,
     REPLY_TO,

@@ -5,7 +5,7 @@ use std::sync::Arc;
 use bytes::Bytes;
 use serde::Serialize;
 
-use crate::{Error, Result};
+use crate::{Error, HeaderValue, Result};
 
 /// The largest priority; priorities go from 0 (the default) to 9.
 pub const MAX_PRIORITY: u8 = 9;
@@ -46,7 +46,7 @@ pub struct Message {
 /// What a message carries besides its payload.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 struct Metadata {
-    headers: Vec<(String, String)>,
+    headers: Vec<(String, HeaderValue)>,
     id: Option<Box<str>>,
     priority: u8,
 }
@@ -77,8 +77,9 @@ impl Message {
         Arc::make_mut(self.meta.get_or_insert_with(Default::default))
     }
 
-    /// Adds a header (a later one with the same key replaces it).
-    pub fn with_header(mut self, key: impl Into<String>, value: impl Into<String>) -> Self {
+    /// Adds a header (a later one with the same key replaces it). The value is text
+    /// or any other [`HeaderValue`].
+    pub fn with_header(mut self, key: impl Into<String>, value: impl Into<HeaderValue>) -> Self {
         let (key, value) = (key.into(), value.into());
         let headers = &mut self.meta_mut().headers;
         headers.retain(|(k, _)| *k != key);
@@ -105,13 +106,13 @@ impl Message {
     /// assert_eq!(m.header(pubsub_core::CONTENT_TYPE), Some("application/json"));
     /// ```
     pub fn with_content_type(self, content_type: impl Into<String>) -> Self {
-        self.with_header(CONTENT_TYPE, content_type)
+        self.with_header(CONTENT_TYPE, content_type.into())
     }
 
     /// Sets the payload's encoding (`gzip`, say), carried as the [`CONTENT_ENCODING`]
     /// header, which AMQP sends as its `content_encoding` property.
     pub fn with_content_encoding(self, content_encoding: impl Into<String>) -> Self {
-        self.with_header(CONTENT_ENCODING, content_encoding)
+        self.with_header(CONTENT_ENCODING, content_encoding.into())
     }
 
     /// Sets the message id.
@@ -135,13 +136,13 @@ impl Message {
         self.meta.is_some()
     }
 
-    /// All headers, in the order they were added.
-    pub fn headers(&self) -> impl ExactSizeIterator<Item = (&str, &str)> {
+    /// All headers, in the order they were added, text or not.
+    pub fn headers(&self) -> impl ExactSizeIterator<Item = (&str, &HeaderValue)> {
         self.meta
             .as_deref()
             .map_or(&[][..], |m| m.headers.as_slice())
             .iter()
-            .map(|(k, v)| (k.as_str(), v.as_str()))
+            .map(|(k, v)| (k.as_str(), v))
     }
 
     /// Whether the message has any header.
@@ -149,8 +150,14 @@ impl Message {
         self.headers().len() > 0
     }
 
-    /// The value of header `key`.
+    /// The text of header `key`; `None` when there is no such header or its value is
+    /// not text (read those with [`header_value`](Self::header_value)).
     pub fn header(&self, key: &str) -> Option<&str> {
+        self.header_value(key)?.as_str()
+    }
+
+    /// The value of header `key`, whatever its type.
+    pub fn header_value(&self, key: &str) -> Option<&HeaderValue> {
         self.headers().find_map(|(k, v)| (k == key).then_some(v))
     }
 

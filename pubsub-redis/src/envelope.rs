@@ -3,6 +3,8 @@
 use pubsub_core::{Bytes, Error, Message, Result, MAX_PRIORITY};
 use serde::{Deserialize, Serialize};
 
+use crate::header_json::{from_json, to_json};
+
 const MAGIC: [u8; 4] = [0x00, b'P', b'S', 0x01];
 /// Magic, checksum and metadata length.
 const FIXED: usize = 12;
@@ -11,7 +13,7 @@ const FIXED: usize = 12;
 #[serde(deny_unknown_fields)]
 struct Meta {
     #[serde(default, rename = "h", skip_serializing_if = "Vec::is_empty")]
-    headers: Vec<(String, String)>,
+    headers: Vec<(String, serde_json::Value)>,
     #[serde(default, rename = "i", skip_serializing_if = "Option::is_none")]
     id: Option<String>,
     #[serde(default, rename = "p", skip_serializing_if = "is_zero")]
@@ -36,7 +38,7 @@ pub(crate) fn encode(message: &Message, raw: bool) -> Result<Bytes> {
     let meta = Meta {
         headers: message
             .headers()
-            .map(|(k, v)| (k.to_owned(), v.to_owned()))
+            .map(|(k, v)| (k.to_owned(), to_json(v)))
             .collect(),
         id: message.id().map(str::to_owned),
         priority: message.priority(),
@@ -64,23 +66,13 @@ pub(crate) fn encode(message: &Message, raw: bool) -> Result<Bytes> {
 /// envelope (and `raw` is off), else `bytes` itself as the payload.
 pub(crate) fn decode(bytes: Bytes, raw: bool) -> Message {
     match (!raw).then(|| open(&bytes)).flatten() {
-        Some((meta, start)) => {
-            let mut message = Message::new(bytes.slice(start..)).with_priority(meta.priority);
-            for (k, v) in meta.headers {
-                message = message.with_header(k, v);
-            }
-            match meta.id {
-                Some(id) => message.with_id(id),
-                None => message,
-            }
-        }
+        Some(message) => message,
         None => Message::new(bytes),
     }
 }
 
-/// The metadata and where the payload starts, if `bytes` is an envelope in every
-/// detail.
-fn open(bytes: &[u8]) -> Option<(Meta, usize)> {
+/// The message `bytes` carries, if they are an envelope in every detail.
+fn open(bytes: &Bytes) -> Option<Message> {
     if bytes.len() < FIXED || bytes[..4] != MAGIC {
         return None;
     }
@@ -95,7 +87,17 @@ fn open(bytes: &[u8]) -> Option<(Meta, usize)> {
         return None;
     }
     let meta: Meta = serde_json::from_slice(meta).ok()?;
-    (meta.priority <= MAX_PRIORITY).then_some((meta, FIXED + len))
+    if meta.priority > MAX_PRIORITY {
+        return None;
+    }
+    let mut message = Message::new(bytes.slice(FIXED + len..)).with_priority(meta.priority);
+    for (key, value) in meta.headers {
+        message = message.with_header(key, from_json(value)?);
+    }
+    Some(match meta.id {
+        Some(id) => message.with_id(id),
+        None => message,
+    })
 }
 
 #[cfg(test)]
@@ -116,15 +118,13 @@ mod tests {
     fn metadata_round_trips() {
         let m = Message::new("body")
             .with_header("k", "v")
+            .with_header("delay", 5000)
             .with_header("reply-to", "x.y")
             .with_id("id-1")
             .with_priority(7);
         let back = round_trip(&m);
         assert_eq!(back.payload(), "body".as_bytes());
-        assert_eq!(
-            back.headers().collect::<Vec<_>>(),
-            [("k", "v"), ("reply-to", "x.y")]
-        );
+        assert_eq!(back, m);
         assert_eq!((back.id(), back.priority()), (Some("id-1"), 7));
     }
 

@@ -3,8 +3,10 @@
 
 use std::collections::HashMap;
 
-use pubsub_core::{Bytes, Message, MAX_PRIORITY};
+use pubsub_core::{Bytes, HeaderValue, Message, MAX_PRIORITY};
 use redis::{Cmd, Value};
+
+use crate::header_json::{from_json, to_json};
 
 /// The payload, as is.
 pub(crate) const PAYLOAD: &str = "payload";
@@ -12,8 +14,11 @@ pub(crate) const PAYLOAD: &str = "payload";
 pub(crate) const ID: &str = "id";
 /// The priority, `1` to `9`, when it is not 0.
 pub(crate) const PRIORITY: &str = "priority";
-/// Each header is a field of this prefix and its name.
+/// Each text header is a field of this prefix and its name.
 pub(crate) const HEADER: &str = "h:";
+/// Each header of another type is a field of this prefix and its name, its value the
+/// JSON that keeps the type (crate docs, "Header values").
+pub(crate) const TYPED_HEADER: &str = "t:";
 
 /// Appends `message`'s fields to an `XADD`. In raw mode only the payload goes.
 pub(crate) fn append(command: &mut Cmd, message: &Message, raw: bool) {
@@ -28,7 +33,12 @@ pub(crate) fn append(command: &mut Cmd, message: &Message, raw: bool) {
         command.arg(PRIORITY).arg(message.priority());
     }
     for (key, value) in message.headers() {
-        command.arg(format!("{HEADER}{key}")).arg(value);
+        match value.as_str() {
+            Some(text) => command.arg(format!("{HEADER}{key}")).arg(text),
+            None => command
+                .arg(format!("{TYPED_HEADER}{key}"))
+                .arg(to_json(value).to_string()),
+        };
     }
 }
 
@@ -46,7 +56,7 @@ pub(crate) fn decode(mut fields: HashMap<String, Value>, raw: bool) -> Message {
     if raw {
         return message;
     }
-    let mut headers: Vec<(String, String)> = Vec::new();
+    let mut headers: Vec<(String, HeaderValue)> = Vec::new();
     for (key, value) in fields {
         let Some(value) = text(&value) else { continue };
         match key.as_str() {
@@ -58,13 +68,17 @@ pub(crate) fn decode(mut fields: HashMap<String, Value>, raw: bool) -> Message {
             }
             _ => {
                 if let Some(name) = key.strip_prefix(HEADER) {
-                    headers.push((name.to_owned(), value));
+                    headers.push((name.to_owned(), value.into()));
+                } else if let Some(name) = key.strip_prefix(TYPED_HEADER) {
+                    // A value that does not read stays as the text it is.
+                    let typed = serde_json::from_str(&value).ok().and_then(from_json);
+                    headers.push((name.to_owned(), typed.unwrap_or(HeaderValue::Text(value))));
                 }
             }
         }
     }
     // Fields come back in no particular order: headers are given in name order.
-    headers.sort();
+    headers.sort_by(|(a, _), (b, _)| a.cmp(b));
     for (key, value) in headers {
         message = message.with_header(key, value);
     }
@@ -114,18 +128,17 @@ mod tests {
 
     #[test]
     fn metadata_round_trips_in_fields() {
+        // Headers come back in name order.
         let m = Message::new("body")
-            .with_header("reply-to", "x.y")
+            .with_header("delay", 5000)
             .with_header("k", "v")
+            .with_header("reply-to", "x.y")
+            .with_header("x-death", vec![HeaderValue::Bool(true)])
             .with_id("id-1")
             .with_priority(7);
-        let back = decode(stored(&m, false), false);
-        assert_eq!(back.payload(), "body".as_bytes());
-        assert_eq!(
-            back.headers().collect::<Vec<_>>(),
-            [("k", "v"), ("reply-to", "x.y")]
-        );
-        assert_eq!((back.id(), back.priority()), (Some("id-1"), 7));
+        let fields = stored(&m, false);
+        assert!(fields.contains_key("h:k") && fields.contains_key("t:delay"));
+        assert_eq!(decode(fields, false), m);
         let raw = decode(stored(&m, true), false);
         assert!(!raw.has_metadata());
     }

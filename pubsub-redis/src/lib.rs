@@ -107,8 +107,9 @@
 //!   responders times out).
 //!
 //! An entry's fields, for redis-cli and redis-py: `payload` (the payload, as is),
-//! `id` (the message id, if any), `priority` (`1` to `9`, if not 0) and one
-//! `h:<name>` per header. In raw mode only `payload` is written. An entry written by
+//! `id` (the message id, if any), `priority` (`1` to `9`, if not 0), one
+//! `h:<name>` per text header and one `t:<name>` per header of another type, its
+//! value as in [Header values](#header-values). In raw mode only `payload` is written. An entry written by
 //! another program without a `payload` field arrives as a JSON object of its fields.
 //!
 //! ```no_run
@@ -186,7 +187,7 @@
 //! | 4 | magic `00 50 53 01`: a NUL, `PS`, format version 1 |
 //! | 4 | CRC-32 (IEEE) of the metadata length and the metadata |
 //! | 4 | metadata length `n` |
-//! | `n` | metadata: a JSON object with `h` (headers, `[[key, value], ...]`), `i` (id) and `p` (priority), each left out when empty |
+//! | `n` | metadata: a JSON object with `h` (headers, `[[key, value], ...]`, each value as in [Header values](#header-values)), `i` (id) and `p` (priority), each left out when empty |
 //! | rest | the payload, untouched |
 //!
 //! A received payload is read as an envelope only if all of it checks out: the magic,
@@ -196,6 +197,16 @@
 //! payload of our own that starts with the magic is sent in an envelope, so it too
 //! arrives unchanged. (A foreign client that deliberately publishes a well-formed
 //! envelope is read as one.)
+//!
+//! # Header values
+//!
+//! A [`HeaderValue`](pubsub_core::HeaderValue) keeps its type through Redis as JSON: text
+//! is a JSON string, so the headers most messages carry read as they are; any other
+//! value is an object of one key naming its type: `{"int": 5000}`, `{"bool": true}`,
+//! `{"float": 0.5}` (`"NaN"`, `"inf"` and `"-inf"` as strings), `{"timestamp":
+//! 1700000000}` (seconds), `{"bytes": [255, 0]}`, `{"list": [...]}`, `{"table": [[key,
+//! value], ...]}`; `null` is a header without a value. An envelope with a value of
+//! any other shape is no envelope (it arrives as a foreign payload).
 //!
 //! A foreign client may publish on any channel. A message on a channel that a pattern
 //! subscription's glob matches but that is no topic name (a space, a newline, not
@@ -214,6 +225,7 @@ mod fields;
 #[doc(hidden)]
 pub mod fuzzing;
 mod glob;
+mod header_json;
 mod options;
 mod publisher;
 mod registry;

@@ -8,7 +8,9 @@
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
-use pubsub_core::{Delivery, Message, CONTENT_ENCODING, CONTENT_TYPE, CORRELATION_ID, REPLY_TO};
+use pubsub_core::{
+    Delivery, HeaderValue, Message, CONTENT_ENCODING, CONTENT_TYPE, CORRELATION_ID, REPLY_TO,
+};
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Map, Value};
 
@@ -71,6 +73,46 @@ fn buffer(bytes: &[u8]) -> Value {
     json!({"type": "Buffer", "data": bytes})
 }
 
+/// A header value as node-amqp hands it to brainlife's gateway and `JSON.stringify`
+/// then writes it: byte arrays as Buffers, timestamps as `Date`s (ISO 8601 in UTC,
+/// milliseconds included), tables as objects.
+fn node_amqp(value: &HeaderValue) -> Value {
+    match value {
+        HeaderValue::Bytes(bytes) => buffer(bytes),
+        HeaderValue::Timestamp(seconds) => iso_8601(*seconds).into(),
+        HeaderValue::List(items) => items.iter().map(node_amqp).collect(),
+        HeaderValue::Table(entries) => entries
+            .iter()
+            .map(|(key, value)| (key.clone(), node_amqp(value)))
+            .collect::<Map<_, _>>()
+            .into(),
+        other => serde_json::to_value(other).unwrap_or(Value::Null),
+    }
+}
+
+/// `seconds` since the Unix epoch as `Date.prototype.toJSON` writes them:
+/// `2023-11-14T22:13:20.000Z`.
+fn iso_8601(seconds: u64) -> String {
+    let (days, time) = (seconds / 86_400, seconds % 86_400);
+    // The civil date of a day count (Howard Hinnant's days-to-civil algorithm).
+    let z = days + 719_468;
+    let era = z / 146_097;
+    let day_of_era = z % 146_097;
+    let year_of_era =
+        (day_of_era - day_of_era / 1_460 + day_of_era / 36_524 - day_of_era / 146_096) / 365;
+    let day_of_year = day_of_era - (365 * year_of_era + year_of_era / 4 - year_of_era / 100);
+    let shifted_month = (5 * day_of_year + 2) / 153;
+    let day = day_of_year - (153 * shifted_month + 2) / 5 + 1;
+    let month = if shifted_month < 10 {
+        shifted_month + 3
+    } else {
+        shifted_month - 9
+    };
+    let year = year_of_era + era * 400 + u64::from(month <= 2);
+    let (hour, minute, second) = (time / 3_600, time % 3_600 / 60, time % 60);
+    format!("{year:04}-{month:02}-{day:02}T{hour:02}:{minute:02}:{second:02}.000Z")
+}
+
 /// `{"headers":{..},"dinfo":{..},"msg":..}`, brainlife's relay frame; `delivery_tag`
 /// counts the socket's messages (node-amqp's is the channel's, an 8-byte Buffer).
 ///
@@ -88,11 +130,11 @@ pub(crate) fn message(source: &Source, delivery_tag: u64, delivery: &Delivery) -
     let mut headers = Map::new();
     for (key, value) in message.headers() {
         match key {
-            REPLY_TO => dinfo.insert("replyTo".into(), value.into()),
-            CORRELATION_ID => dinfo.insert("correlationId".into(), value.into()),
-            CONTENT_TYPE => dinfo.insert("contentType".into(), value.into()),
-            CONTENT_ENCODING => dinfo.insert("contentEncoding".into(), value.into()),
-            _ => headers.insert(key.into(), value.into()),
+            REPLY_TO => dinfo.insert("replyTo".into(), node_amqp(value)),
+            CORRELATION_ID => dinfo.insert("correlationId".into(), node_amqp(value)),
+            CONTENT_TYPE => dinfo.insert("contentType".into(), node_amqp(value)),
+            CONTENT_ENCODING => dinfo.insert("contentEncoding".into(), node_amqp(value)),
+            _ => headers.insert(key.into(), node_amqp(value)),
         };
     }
     // node-amqp lists only the properties that were set and are truthy.
@@ -252,6 +294,26 @@ mod tests {
         assert_eq!(frame["msg"], Value::Null);
         assert_eq!(frame["dinfo"]["rawData"], "{oops");
         assert_eq!(frame["dinfo"]["contentType"], "text/json");
+    }
+
+    #[test]
+    fn typed_headers_are_relayed_as_node_amqp_parses_them() {
+        let source = Source::new(&Arc::from("warehouse"));
+        let death = HeaderValue::Table(vec![("count".into(), 2.into())]);
+        let message = Message::json(&json!({}))
+            .unwrap()
+            .with_header("delay", 5000)
+            .with_header("x-death", vec![death])
+            .with_header("sent", HeaderValue::Timestamp(1_700_000_000))
+            .with_header("leap", HeaderValue::Timestamp(951_782_400))
+            .with_header("raw", pubsub_core::Bytes::from_static(&[7]));
+        let frame = message_frame(&source, message);
+        assert_eq!(
+            frame["headers"],
+            json!({"delay": 5000, "x-death": [{"count": 2}],
+                   "sent": "2023-11-14T22:13:20.000Z", "leap": "2000-02-29T00:00:00.000Z",
+                   "raw": {"type": "Buffer", "data": [7]}})
+        );
     }
 
     fn message_frame(source: &Source, message: Message) -> Value {

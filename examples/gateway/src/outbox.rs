@@ -135,7 +135,12 @@ impl Relayed {
     fn bytes(&self) -> usize {
         match self {
             Relayed::Message { source, delivery } => {
-                let headers: usize = delivery.headers().map(|(k, v)| k.len() + v.len()).sum();
+                let headers: usize = delivery
+                    .headers()
+                    .map(|(k, v)| {
+                        k.len() + v.as_str().map_or_else(|| v.to_string().len(), str::len)
+                    })
+                    .sum();
                 source.len() + delivery.topic().len() + delivery.payload().len() + headers
             }
             Relayed::Lost(frame) => frame.len(),

@@ -9,7 +9,7 @@ use futures::StreamExt;
 
 use super::support::*;
 use super::BusFactory;
-use crate::{Error, Event, Message, PubSub, Received, Signal, SubscribeOptions};
+use crate::{Error, Event, HeaderValue, Message, PubSub, Received, Signal, SubscribeOptions};
 
 /// A message published to a topic reaches its subscriber with payload and headers
 /// intact.
@@ -32,6 +32,51 @@ pub async fn round_trip(factory: &dyn BusFactory) {
         assert_eq!(got.header("kind"), Some("greeting"));
         assert_eq!(got.id(), Some("m-1"));
     }
+}
+
+/// Header values of every type arrive with their types: integers of every width,
+/// booleans, floats, timestamps, bytes, lists, nested tables and null (AMQP's field
+/// types; Redis keeps them in its envelope).
+pub async fn typed_headers_round_trip(factory: &dyn BusFactory) {
+    let bus = factory.bus().await;
+    let name = unique("typed.headers");
+    let mut sub = bus.topic(&name).subscribe().await.expect("subscribe");
+    let table = HeaderValue::Table(vec![
+        ("count".into(), HeaderValue::Int(2)),
+        ("reason".into(), "expired".into()),
+    ]);
+    let sent: Vec<(String, HeaderValue)> = vec![
+        ("at".into(), HeaderValue::Timestamp(1_700_000_000)),
+        ("big".into(), HeaderValue::Int(i64::MIN)),
+        ("delay".into(), HeaderValue::Int(5000)),
+        ("none".into(), HeaderValue::Null),
+        ("ok".into(), HeaderValue::Bool(true)),
+        ("ratio".into(), HeaderValue::Float(-0.25)),
+        (
+            "raw".into(),
+            HeaderValue::Bytes(crate::Bytes::from_static(&[0, 0xff])),
+        ),
+        ("text".into(), "plain".into()),
+        (
+            "x-death".into(),
+            HeaderValue::List(vec![table, HeaderValue::Null]),
+        ),
+    ];
+    let message = sent.iter().fold(Message::new("typed"), |m, (k, v)| {
+        m.with_header(k, v.clone())
+    });
+    bus.topic(&name)
+        .publish_message(message)
+        .await
+        .expect("publish");
+    let got = next(&mut sub, "typed headers").await;
+    // AMQP tables and Redis stream fields keep keys sorted, not in the order sent.
+    let mut received: Vec<(String, HeaderValue)> = got
+        .headers()
+        .map(|(k, v)| (k.to_owned(), v.clone()))
+        .collect();
+    received.sort_by(|(a, _), (b, _)| a.cmp(b));
+    assert_eq!(received, sent);
 }
 
 /// Arbitrary bytes (every value 0 to 255, invalid UTF-8) arrive unchanged.
@@ -1130,6 +1175,7 @@ pub async fn waiting_members_take_turns(factory: &dyn BusFactory) {
 
 crate::testkit::suite::cases! {
     round_trip;
+    typed_headers_round_trip needs Headers;
     binary_payload;
     large_payload;
     oversized_payload_is_rejected;

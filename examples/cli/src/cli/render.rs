@@ -31,7 +31,7 @@ impl Encoding {
     pub(crate) fn render(&self, delivery: &Delivery) -> Value {
         let headers: serde_json::Map<String, Value> = delivery
             .headers()
-            .map(|(k, v)| (k.to_owned(), Value::String(v.to_owned())))
+            .map(|(k, v)| (k.to_owned(), serde_json::to_value(v).unwrap_or(Value::Null)))
             .collect();
         let mut document = json!({
             "topic": delivery.topic(),
