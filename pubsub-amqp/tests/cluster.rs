@@ -106,12 +106,15 @@ async fn stopping_the_publishers_node_loses_no_confirmed_message_of_a_quorum_gro
             })
         })
         .collect();
-    within("2,000 messages before the node goes", async {
+    // Quorum confirms on three nodes sharing two cores: seconds when the machine is
+    // busy, so the wait is bounded for a stall, not for speed.
+    tokio::time::timeout(Duration::from_secs(60), async {
         while received.lock().unwrap().len() < 2_000 {
             tokio::time::sleep(Duration::from_millis(20)).await;
         }
     })
-    .await;
+    .await
+    .expect("fewer than 2,000 messages through the cluster in 60 s");
     let stopped = Instant::now();
     tokio::task::spawn_blocking(|| cluster.node(0).stop())
         .await
