@@ -87,6 +87,43 @@ impl AmqpBackend {
         }
     }
 
+    /// A backend that publishes to the durable headers exchange `name` (declared on
+    /// first use, as Infrahub declares `infrahub.delayed`), sharing this one's
+    /// connection. The exchange routes by the message's headers; the topic is the
+    /// routing key, which the queues it routes to keep (and dead-letter with).
+    /// Subscribing to it is [`Error::Unsupported`]: bind a queue with
+    /// [`QueueSpec::bind_headers`](crate::QueueSpec::bind_headers) instead.
+    ///
+    /// ```no_run
+    /// use pubsub_amqp::AmqpBackend;
+    /// use pubsub_core::{Message, PubSub};
+    ///
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> pubsub_core::Result<()> {
+    /// let backend = AmqpBackend::connect("amqp://guest:guest@127.0.0.1:5672/%2f").await?;
+    /// let delayed = PubSub::new(backend.headers_exchange("infrahub.delayed"));
+    /// let retry = Message::new(r#"{"meta":{"retry_count":1}}"#).with_header("delay", 5000);
+    /// delayed.topic("git.repository.connectivity").publish_message(retry).await?;
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub fn headers_exchange(&self, name: &str) -> AmqpBackend {
+        AmqpBackend {
+            shared: Arc::clone(&self.shared),
+            exchange: name.into(),
+            routing: Routing::Headers,
+        }
+    }
+
+    /// Declares `queue` now, with its flags, arguments and headers bindings
+    /// ([`QueueSpec::bind_headers`](crate::QueueSpec::bind_headers)): the topology
+    /// a program owns, such as Infrahub's delay queues that nobody consumes. A
+    /// queue that exists with other flags or arguments is refused, naming it.
+    pub async fn declare_queue(&self, queue: &crate::QueueSpec) -> Result<()> {
+        let live = self.shared.live().await?;
+        crate::topology::declare_queue(&live.connection, queue).await
+    }
+
     /// The exchange this backend publishes to (in fanout-per-topic mode, the topic
     /// names the exchange instead).
     pub fn exchange_name(&self) -> &str {
@@ -126,6 +163,13 @@ impl Backend for AmqpBackend {
     ) -> Result<Subscription> {
         if options.inbox {
             return crate::inbox::subscribe(&self.shared, pattern, &options).await;
+        }
+        if self.routing == Routing::Headers {
+            return Err(Error::Unsupported(format!(
+                "subscribing to {pattern:?} on the headers exchange {:?}: it routes by \
+                 headers, not topics; bind a queue to it with QueueSpec::bind_headers",
+                &*self.exchange
+            )));
         }
         let route = route(&self.exchange, self.routing, pattern)?;
         crate::subscribe::subscribe(&self.shared, route, pattern, options).await

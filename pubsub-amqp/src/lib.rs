@@ -88,6 +88,7 @@ mod publish;
 mod quarantine;
 mod route;
 mod subscribe;
+mod topology;
 mod wire;
 
 pub use backend::AmqpBackend;

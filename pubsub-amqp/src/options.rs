@@ -4,7 +4,7 @@ use std::time::Duration;
 
 use lapin::types::{AMQPValue, FieldTable};
 use lapin::uri::AMQPUri;
-use pubsub_core::{Error, Result};
+use pubsub_core::{Error, HeaderValue, Result};
 
 use crate::connection::Address;
 use crate::AmqpBackend;
@@ -22,6 +22,11 @@ pub enum Routing {
     /// One durable fanout exchange per topic, named after the topic: OpenPaaS ESN's
     /// global pubsub topology. Patterns are [`Error::Unsupported`] here.
     FanoutPerTopic,
+    /// One durable headers exchange, which routes by the headers a message carries
+    /// and ignores its routing key, the topic (Infrahub's `infrahub.delayed`). Only
+    /// for publishing: queues bind to it with [`QueueSpec::bind_headers`], and
+    /// subscribing is [`Error::Unsupported`]. See [`AmqpBackend::headers_exchange`].
+    Headers,
 }
 
 /// Options of an [`AmqpBackend`], built from a URL.
@@ -90,8 +95,11 @@ pub struct AmqpBuilder {
 pub struct QueueSpec {
     pub(crate) name: String,
     pub(crate) durable: bool,
+    pub(crate) exclusive: bool,
     pub(crate) arguments: FieldTable,
     pub(crate) passive: bool,
+    /// Headers exchanges it is bound to, with the binding's arguments.
+    pub(crate) header_bindings: Vec<(String, Vec<(String, HeaderValue)>)>,
 }
 
 impl QueueSpec {
@@ -101,8 +109,10 @@ impl QueueSpec {
         QueueSpec {
             name: name.into(),
             durable: true,
+            exclusive: false,
             arguments: FieldTable::default(),
             passive: false,
+            header_bindings: Vec::new(),
         }
     }
 
@@ -119,6 +129,44 @@ impl QueueSpec {
     /// Whether the queue is declared durable (default yes).
     pub fn durable(mut self, yes: bool) -> Self {
         self.durable = yes;
+        self
+    }
+
+    /// Declared exclusive, as Infrahub declares its callback queues: private to the
+    /// connection that declares it and deleted when that connection closes, so it
+    /// is not durable either. A group that joins it runs on the bus's connection,
+    /// which declares it again after a reconnect.
+    pub fn exclusive(mut self) -> Self {
+        self.exclusive = true;
+        self.durable = false;
+        self
+    }
+
+    /// Binds the queue to the headers exchange `exchange` with `arguments`
+    /// (`x-match` and the header values a message must carry) when
+    /// [`AmqpBackend::declare_queue`] declares it; the exchange is declared durable
+    /// if it is not there. Values keep their AMQP types (integers the narrowest
+    /// signed type that holds them, as aio-pika binds them).
+    ///
+    /// ```
+    /// use pubsub_amqp::QueueSpec;
+    /// use pubsub_core::HeaderValue;
+    ///
+    /// // Infrahub's five-second delay queue: dead-lettered back when its TTL ends.
+    /// let delay = QueueSpec::declare("infrahub.delay.five_seconds")
+    ///     .argument("x-dead-letter-exchange", "infrahub.dlx")
+    ///     .argument("x-message-ttl", 5000i32)
+    ///     .argument("x-max-priority", 5u8)
+    ///     .bind_headers("infrahub.delayed", [("x-match", "all".into()), ("delay", HeaderValue::Int(5000))]);
+    /// # drop(delay);
+    /// ```
+    pub fn bind_headers<K: Into<String>>(
+        mut self,
+        exchange: &str,
+        arguments: impl IntoIterator<Item = (K, HeaderValue)>,
+    ) -> Self {
+        let arguments = arguments.into_iter().map(|(k, v)| (k.into(), v)).collect();
+        self.header_bindings.push((exchange.to_owned(), arguments));
         self
     }
 

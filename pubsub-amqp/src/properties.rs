@@ -154,7 +154,7 @@ fn property(what: &str, value: &HeaderValue) -> Result<ShortString> {
 /// `value` as a field-table value of its kind. Integers take the narrowest signed
 /// type that holds them, from 16 bits up, as aio-pika (pamqp) sends them: a headers
 /// binding Infrahub declares then sees the very type it was declared with.
-fn to_amqp(value: &HeaderValue) -> Result<AMQPValue> {
+pub(crate) fn to_amqp(value: &HeaderValue) -> Result<AMQPValue> {
     Ok(match value {
         HeaderValue::Text(text) => AMQPValue::LongString(text.as_str().into()),
         HeaderValue::Bool(b) => AMQPValue::Boolean(*b),

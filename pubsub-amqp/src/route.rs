@@ -29,6 +29,12 @@ pub(crate) fn route(exchange: &str, routing: Routing, pattern: &Pattern) -> Resu
             routing_key: topic.to_owned(),
             binding_key: topic.to_owned(),
         },
+        Routing::Headers => Route {
+            exchange: exchange.to_owned(),
+            kind: ExchangeKind::Headers,
+            routing_key: topic.to_owned(),
+            binding_key: topic.to_owned(),
+        },
         Routing::FanoutPerTopic => {
             if pattern.is_wildcard() {
                 return Err(Error::Unsupported(format!(

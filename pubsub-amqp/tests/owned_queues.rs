@@ -8,7 +8,7 @@ use lapin::{Connection, ConnectionProperties, ExchangeKind};
 use pubsub_amqp::{AmqpBackend, AmqpBuilder, QueueSpec};
 use pubsub_brokers::RabbitServer;
 use pubsub_core::testkit::support::{next, unique};
-use pubsub_core::{Error, PubSub};
+use pubsub_core::{Error, HeaderValue, Message, PubSub};
 
 async fn server() -> &'static RabbitServer {
     tokio::task::spawn_blocking(RabbitServer::shared)
@@ -273,4 +273,136 @@ async fn a_member_of_an_owned_queue_joins_it_again_after_its_connection_drops() 
     assert_eq!(d.json::<String>().unwrap(), "after the drop");
     d.ack().await.expect("ack");
     drop(server);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_headers_exchange_routes_by_typed_header_to_a_declared_queue() {
+    let url = server().await.url();
+    let (exchange, queue) = (unique("delayed"), unique("delay.five"));
+    // Infrahub's delay queue: bound by header `delay` = 5000, an integer.
+    let spec = QueueSpec::declare(&queue)
+        .argument("x-max-priority", 5u8)
+        .bind_headers(
+            &exchange,
+            [("x-match", "all".into()), ("delay", HeaderValue::Int(5000))],
+        );
+    let backend = AmqpBackend::builder(&url)
+        .exchange(unique("topics"))
+        .queue(spec.clone())
+        .connect()
+        .await
+        .expect("connect");
+    backend
+        .declare_queue(&spec)
+        .await
+        .expect("declare the delay queue");
+    // Declaring it again with the same flags is no conflict.
+    backend
+        .declare_queue(&spec)
+        .await
+        .expect("declare it again");
+    let delayed = PubSub::new(backend.headers_exchange(&exchange));
+    let bus = PubSub::new(backend);
+    let mut members = bus.topic("#").subscribe_group(&queue).await.expect("join");
+
+    let retry = |delay: HeaderValue| Message::new("retry").with_header("delay", delay);
+    // The same number as text, or another number, matches no binding: dropped.
+    for delay in [
+        "5000".into(),
+        HeaderValue::Int(10_000),
+        HeaderValue::Int(5000),
+    ] {
+        delayed
+            .topic("git.repository.connectivity")
+            .publish_message(retry(delay))
+            .await
+            .expect("publish to the headers exchange");
+    }
+    let d = next(&mut members, "the retry the binding matched").await;
+    assert_eq!(d.header_value("delay"), Some(&HeaderValue::Int(5000)));
+    // The routing key travels with it, as a dead-lettered retry needs.
+    assert_eq!(d.topic(), "git.repository.connectivity");
+    d.ack().await.expect("ack");
+    let err = delayed
+        .topic("any.topic")
+        .subscribe()
+        .await
+        .expect_err("a headers exchange routes by headers");
+    assert!(
+        matches!(err, Error::Unsupported(ref m) if m.contains("bind_headers")),
+        "{err}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_exclusive_queue_is_the_connections_own_and_goes_with_it() {
+    let url = server().await.url();
+    // Infrahub's callback queue: exclusive, not durable, no arguments.
+    let callback = unique("api-callback");
+    let spec = QueueSpec::declare(&callback).exclusive();
+    let bus = bus(AmqpBackend::builder(&url).queue(spec.clone())).await;
+    let mut replies = bus
+        .topic(&callback)
+        .subscribe_group(&callback)
+        .await
+        .expect("consume the callback queue");
+    assert!(
+        queue_arguments(&callback).await.contains("\tfalse\t"),
+        "not durable"
+    );
+    // Another connection may neither use it nor declare it.
+    let (_connection, channel) = owner(&url).await;
+    let taken = channel
+        .queue_declare(
+            callback.as_str().into(),
+            QueueDeclareOptions::default(),
+            FieldTable::default(),
+        )
+        .await
+        .expect_err("an exclusive queue is locked to its connection");
+    assert!(taken.to_string().contains("RESOURCE_LOCKED"), "{taken}");
+    bus.topic(&callback)
+        .publish(&"reply")
+        .await
+        .expect("publish");
+    next(&mut replies, "a reply")
+        .await
+        .ack()
+        .await
+        .expect("ack");
+    bus.close().await.expect("close");
+    // Gone with its connection: a passive look finds nothing.
+    let (_connection, channel) = owner(&url).await;
+    let passive = QueueDeclareOptions {
+        passive: true,
+        ..QueueDeclareOptions::default()
+    };
+    let gone = channel
+        .queue_declare(callback.as_str().into(), passive, FieldTable::default())
+        .await
+        .expect_err("the queue went with its connection");
+    assert!(gone.to_string().contains("NOT_FOUND"), "{gone}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn declaring_a_queue_with_other_arguments_is_an_error_naming_it() {
+    let url = server().await.url();
+    let queue = unique("infrahub.delay");
+    let backend = AmqpBackend::connect(&url).await.expect("connect");
+    let ttl = |ms: i32| QueueSpec::declare(&queue).argument("x-message-ttl", ms);
+    backend.declare_queue(&ttl(5000)).await.expect("declare");
+    let err = backend
+        .declare_queue(&ttl(10_000))
+        .await
+        .expect_err("another TTL conflicts");
+    let text = err.to_string();
+    assert!(
+        text.contains(&queue) && text.contains("PRECONDITION_FAILED"),
+        "{text}"
+    );
+    // The connection lives on: the first declaration still holds.
+    backend
+        .declare_queue(&ttl(5000))
+        .await
+        .expect("declare again");
 }

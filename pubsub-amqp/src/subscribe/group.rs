@@ -188,6 +188,7 @@ impl Join {
             .map_err(|e| lapin_error("set the prefetch", e))?;
         let options = QueueDeclareOptions {
             durable: self.owned.as_ref().is_none_or(|q| q.durable),
+            exclusive: self.owned.as_ref().is_some_and(|q| q.exclusive),
             passive: self.owned.as_ref().is_some_and(|q| q.passive),
             ..QueueDeclareOptions::default()
         };
