@@ -2,7 +2,7 @@
 
 use std::time::Duration;
 
-use lapin::types::{AMQPValue, FieldTable};
+use lapin::types::FieldTable;
 use lapin::uri::AMQPUri;
 use pubsub_core::{Error, HeaderValue, Result};
 
@@ -96,7 +96,7 @@ pub struct QueueSpec {
     pub(crate) name: String,
     pub(crate) durable: bool,
     pub(crate) exclusive: bool,
-    pub(crate) arguments: FieldTable,
+    pub(crate) arguments: Vec<(String, HeaderValue)>,
     pub(crate) passive: bool,
     /// Headers exchanges it is bound to, with the binding's arguments.
     pub(crate) header_bindings: Vec<(String, Vec<(String, HeaderValue)>)>,
@@ -110,7 +110,7 @@ impl QueueSpec {
             name: name.into(),
             durable: true,
             exclusive: false,
-            arguments: FieldTable::default(),
+            arguments: Vec::new(),
             passive: false,
             header_bindings: Vec::new(),
         }
@@ -171,10 +171,18 @@ impl QueueSpec {
     }
 
     /// An argument to declare the queue with, as its owner does
-    /// (`x-max-priority`, `x-queue-type`...).
-    pub fn argument(mut self, key: &str, value: impl Into<AMQPValue>) -> Self {
-        self.arguments.insert(key.into(), value.into());
+    /// (`x-max-priority`, `x-message-ttl`, `x-dead-letter-exchange`...). RabbitMQ
+    /// compares an argument's value, and integers of any width as one kind, when
+    /// the queue is declared again.
+    pub fn argument(mut self, key: &str, value: impl Into<HeaderValue>) -> Self {
+        self.arguments.retain(|(k, _)| k != key);
+        self.arguments.push((key.to_owned(), value.into()));
         self
+    }
+
+    /// The arguments as an AMQP table.
+    pub(crate) fn argument_table(&self) -> Result<FieldTable> {
+        crate::properties::to_table(&self.arguments)
     }
 
     /// The queue's name.

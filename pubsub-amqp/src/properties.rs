@@ -169,15 +169,18 @@ pub(crate) fn to_amqp(value: &HeaderValue) -> Result<AMQPValue> {
         HeaderValue::List(items) => AMQPValue::FieldArray(FieldArray::from(
             items.iter().map(to_amqp).collect::<Result<Vec<_>>>()?,
         )),
-        HeaderValue::Table(entries) => {
-            let mut table = FieldTable::default();
-            for (key, value) in entries {
-                table.insert(short("header name", key)?, to_amqp(value)?);
-            }
-            AMQPValue::FieldTable(table)
-        }
+        HeaderValue::Table(entries) => AMQPValue::FieldTable(to_table(entries)?),
         HeaderValue::Null => AMQPValue::Void,
     })
+}
+
+/// `entries` as a field table (queue and binding arguments, nested tables).
+pub(crate) fn to_table(entries: &[(String, HeaderValue)]) -> Result<FieldTable> {
+    let mut table = FieldTable::default();
+    for (key, value) in entries {
+        table.insert(short("table key", key)?, to_amqp(value)?);
+    }
+    Ok(table)
 }
 
 /// A field-table value as the [`HeaderValue`] of its kind; a long string that is not

@@ -2,13 +2,12 @@
 //! headers bindings ([`QueueSpec`]), outside any subscription.
 
 use lapin::options::{QueueBindOptions, QueueDeclareOptions};
-use lapin::types::FieldTable;
 use lapin::{Connection, ExchangeKind};
 use pubsub_core::Result;
 
 use crate::connection::declare_exchange;
 use crate::errors::lapin_error;
-use crate::properties::{short, to_amqp};
+use crate::properties::{short, to_table};
 use crate::QueueSpec;
 
 /// Declares `spec` on a channel of `connection` of its own, then binds it to each of
@@ -26,24 +25,19 @@ pub(crate) async fn declare_queue(connection: &Connection, spec: &QueueSpec) -> 
         ..QueueDeclareOptions::default()
     };
     channel
-        .queue_declare(queue.clone(), options, spec.arguments.clone())
+        .queue_declare(queue.clone(), options, spec.argument_table()?)
         .await
         .map_err(|e| {
             let flags = format!(
                 "durable = {}, exclusive = {}, arguments {:?}",
-                spec.durable,
-                spec.exclusive,
-                spec.arguments.inner()
+                spec.durable, spec.exclusive, spec.arguments
             );
             lapin_error(&format!("declare queue {:?} ({flags})", spec.name), e)
         })?;
     for (exchange, arguments) in &spec.header_bindings {
         let exchange = short("exchange name", exchange)?;
         declare_exchange(&channel, &exchange, ExchangeKind::Headers).await?;
-        let mut table = FieldTable::default();
-        for (key, value) in arguments {
-            table.insert(short("binding argument", key)?, to_amqp(value)?);
-        }
+        let table = to_table(arguments)?;
         channel
             .queue_bind(
                 queue.clone(),

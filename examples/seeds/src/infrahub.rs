@@ -7,10 +7,14 @@
 //! default exchange.
 //!
 //! Our worker joins Infrahub's git agents on `infrahub.rpcs`; our requester asks
-//! Infrahub's agents (or ours) from a callback queue of its own. Retries are this
-//! library's ([`retry_policy`]), not Infrahub's through `infrahub.delayed`: that needs
-//! a headers exchange and a short-int AMQP header, which the library has not.
-//! On `memory://` the same program runs in-process, one group per work pattern.
+//! Infrahub's agents (or ours) from an exclusive callback queue of its own. Failed
+//! work is retried as Infrahub retries it: `meta.retry_count` counted up, the body
+//! published to the headers exchange `infrahub.delayed` with the header `delay` =
+//! 5000 (a short int, as pamqp sends it), held by `infrahub.delay.five_seconds` for
+//! its TTL, and dead-lettered through `infrahub.dlx` back into `infrahub.rpcs`;
+//! given up once `retry_count` reaches [`MAX_RETRIES`].
+//! On `memory://` the same program runs in-process, one group per work pattern, and
+//! a retry waits [`RETRY_DELAY`] in the process.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -18,8 +22,8 @@ use std::time::Duration;
 use pubsub_amqp::{AmqpBackend, QueueSpec};
 use pubsub_core::backend::PublishOptions;
 use pubsub_core::{
-    Delivery, Event, Handler, HandlerOptions, HandlerResult, Message, PubSub, Result, RetryPolicy,
-    Subscription, CORRELATION_ID, LAST_ERROR, ORIGINAL_TOPIC, REPLY_TO,
+    Delivery, Event, Handler, HandlerOptions, HandlerResult, HeaderValue, Message, PubSub, Result,
+    Subscription, CORRELATION_ID, REPLY_TO,
 };
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
@@ -42,15 +46,37 @@ pub const MAX_PRIORITY: u8 = 5;
 pub const PREFETCH: u16 = 2;
 /// The priority of replies: Infrahub's default, as its `reply()` sets none.
 pub const REPLY_PRIORITY: u8 = 3;
-/// Where work goes after its last failed attempt (this library's retries).
-pub const DEAD_LETTER: &str = "infrahub.dead_letter";
+/// The headers exchange retries go through.
+pub const DELAYED: &str = "infrahub.delayed";
+/// Infrahub's delay queues and their TTLs in milliseconds: each bound to [`DELAYED`]
+/// by its `delay` header, each dead-lettering to [`DLX`] when the TTL ends.
+pub const DELAY_QUEUES: [(&str, i16); 3] = [
+    ("infrahub.delay.five_seconds", 5000),
+    ("infrahub.delay.ten_seconds", 10_000),
+    ("infrahub.delay.twenty_seconds", 20_000),
+];
+/// The `delay` of every retry, in milliseconds: Infrahub always takes the five
+/// second queue.
+pub const RETRY_DELAY_MS: i16 = DELAY_QUEUES[0].1;
+/// [`RETRY_DELAY_MS`] as a duration, for the in-process bus.
+pub const RETRY_DELAY: Duration = Duration::from_millis(RETRY_DELAY_MS as u64);
+/// The `retry_count` at which a failing message is given up (Infrahub's
+/// `maximum_message_retries`): a message runs at most 11 times.
+pub const MAX_RETRIES: u32 = 10;
 
-/// How often a worker tries a message without `reply_to`, and how long it waits in
-/// between.
-pub fn retry_policy() -> RetryPolicy {
-    RetryPolicy::attempts(3)
-        .delay(Duration::from_millis(100))
-        .dead_letter(DEAD_LETTER)
+/// Infrahub's delay queue that holds messages whose `delay` header is `ttl_ms`.
+fn delay_queue(name: &str, ttl_ms: i16) -> QueueSpec {
+    QueueSpec::declare(name)
+        .argument("x-dead-letter-exchange", DLX)
+        .argument("x-message-ttl", i32::from(ttl_ms))
+        .argument("x-max-priority", MAX_PRIORITY)
+        .bind_headers(
+            DELAYED,
+            [
+                ("x-match", "all".into()),
+                ("delay", HeaderValue::from(ttl_ms)),
+            ],
+        )
 }
 
 /// A connection to Infrahub's bus: its two topic exchanges and a callback queue of
@@ -59,8 +85,16 @@ pub fn retry_policy() -> RetryPolicy {
 pub struct Infrahub {
     /// `infrahub.events`, where requests and events are published.
     pub events: PubSub,
-    dlx: Option<PubSub>,
+    /// On RabbitMQ: the backend, `infrahub.dlx` and `infrahub.delayed`.
+    amqp: Option<Amqp>,
     callback: String,
+}
+
+#[derive(Debug, Clone)]
+struct Amqp {
+    backend: AmqpBackend,
+    dlx: PubSub,
+    delayed: PubSub,
 }
 
 impl Infrahub {
@@ -81,23 +115,26 @@ impl Infrahub {
             let events = pubsub_connect::connect(url).await?;
             return Ok(Infrahub {
                 events,
-                dlx: None,
+                amqp: None,
                 callback,
             });
         }
         let backend = AmqpBackend::builder(url)
             .exchange(EVENTS)
             .queue(QueueSpec::declare(RPCS).argument("x-max-priority", MAX_PRIORITY))
-            // Infrahub's callback queues are exclusive; the library declares no
-            // exclusive queue, so ours is at least not durable.
-            .queue(QueueSpec::declare(&callback).durable(false))
+            // Gone with our connection, as Infrahub's callback queues are.
+            .queue(QueueSpec::declare(&callback).exclusive())
             .prefetch(PREFETCH)
             .connect()
             .await?;
-        let dlx = PubSub::new(backend.exchange(DLX));
+        let amqp = Amqp {
+            dlx: PubSub::new(backend.exchange(DLX)),
+            delayed: PubSub::new(backend.headers_exchange(DELAYED)),
+            backend: backend.clone(),
+        };
         Ok(Infrahub {
             events: PubSub::new(backend),
-            dlx: Some(dlx),
+            amqp: Some(amqp),
             callback,
         })
     }
@@ -108,10 +145,11 @@ impl Infrahub {
     }
 
     /// Declares the shared topology as Infrahub's API server does, or checks that
-    /// it is there: both exchanges, and [`RPCS`] bound to each with every one of
-    /// [`WORK_PATTERNS`].
+    /// it is there: both topic exchanges, [`RPCS`] bound to each with every one of
+    /// [`WORK_PATTERNS`], and [`DELAYED`] with the [`DELAY_QUEUES`].
     pub async fn declare(&self) -> Result<()> {
-        for bus in std::iter::once(&self.events).chain(&self.dlx) {
+        let dlx = self.amqp.as_ref().map(|amqp| &amqp.dlx);
+        for bus in std::iter::once(&self.events).chain(dlx) {
             for pattern in WORK_PATTERNS {
                 // Joining binds; the binding stays when the member leaves.
                 bus.topic(pattern)
@@ -121,7 +159,31 @@ impl Infrahub {
                     .await?;
             }
         }
+        if let Some(amqp) = &self.amqp {
+            for (name, ttl_ms) in DELAY_QUEUES {
+                amqp.backend
+                    .declare_queue(&delay_queue(name, ttl_ms))
+                    .await?;
+            }
+        }
         Ok(())
+    }
+
+    /// Publishes `message` for `topic` again after [`RETRY_DELAY`]: on RabbitMQ
+    /// through [`DELAYED`] (its `delay` header picks the queue), in-process after a
+    /// timer.
+    async fn delay(&self, topic: &str, message: Message) -> Result<()> {
+        let Some(amqp) = &self.amqp else {
+            let topic = self.events.topic(topic);
+            tokio::spawn(async move {
+                tokio::time::sleep(RETRY_DELAY).await;
+                if let Err(error) = topic.publish_message(message).await {
+                    tracing::error!(topic = topic.name(), %error, "a delayed retry was lost");
+                }
+            });
+            return Ok(());
+        };
+        amqp.delayed.topic(topic).publish_message(message).await
     }
 
     /// The patterns a worker consumes [`RPCS`] with. On RabbitMQ one consumer of the
@@ -129,7 +191,7 @@ impl Infrahub {
     /// and the worker holds at most [`PREFETCH`] messages, as an Infrahub agent
     /// does; in-process, each pattern is a group of its own.
     fn consumed(&self) -> &'static [&'static str] {
-        match self.dlx {
+        match self.amqp {
             Some(_) => &WORK_PATTERNS[..1],
             None => WORK_PATTERNS,
         }
@@ -233,6 +295,22 @@ pub enum Outcome {
         /// The message's routing key.
         topic: String,
     },
+    /// A failed message sent through the delay topology to run again.
+    Retried {
+        /// The worker.
+        worker: String,
+        /// The message's routing key.
+        topic: String,
+        /// The `meta.retry_count` it was sent again with.
+        retry_count: u32,
+    },
+    /// A failed message given up at [`MAX_RETRIES`].
+    GaveUp {
+        /// The worker.
+        worker: String,
+        /// The message's routing key.
+        topic: String,
+    },
     /// A broadcast applied.
     Refreshed {
         /// The worker.
@@ -260,7 +338,7 @@ pub struct Worker {
 
 struct Context {
     id: String,
-    bus: PubSub,
+    hub: Infrahub,
     outcomes: UnboundedSender<Outcome>,
 }
 
@@ -274,12 +352,14 @@ impl Worker {
     ) -> Result<Self> {
         let context = Arc::new(Context {
             id: id.to_owned(),
-            bus: hub.events.clone(),
+            hub: hub.clone(),
             outcomes,
         });
         let mut handlers = Vec::new();
         for pattern in hub.consumed() {
-            let mut options = HandlerOptions::new().group(RPCS).retry(retry_policy());
+            // No retry policy: a failure is retried the way Infrahub retries (see
+            // `retry`), and the delivery acked.
+            let mut options = HandlerOptions::new().group(RPCS);
             options.subscribe = options.subscribe.prefetch(PREFETCH);
             let context = Arc::clone(&context);
             handlers.push(
@@ -332,7 +412,7 @@ struct Envelope {
 
 /// Runs the handler of `d`'s routing key. A failed request that asked for a reply
 /// is answered with an `rpc_error` response and not retried, as Infrahub does;
-/// other failures are retried by [`retry_policy`].
+/// other failures are retried as Infrahub retries them ([`retry`]).
 async fn work(context: &Context, d: Delivery) -> HandlerResult {
     let topic = d.topic();
     let meta = d.json::<Envelope>()?.meta;
@@ -343,8 +423,8 @@ async fn work(context: &Context, d: Delivery) -> HandlerResult {
             topic: topic.to_owned(),
         })?;
         let failed = rpc_error(&meta, error.to_string(), d.json()?);
-        if !reply(&context.bus, &meta, &failed).await? {
-            return Err(error);
+        if !reply(&context.hub.events, &meta, &failed).await? {
+            retry(context, &d, &meta).await?;
         }
         return Ok(());
     }
@@ -357,17 +437,69 @@ async fn work(context: &Context, d: Delivery) -> HandlerResult {
     Ok(())
 }
 
+/// Retries failed work `d` as Infrahub does: gives it up once its `retry_count` is
+/// [`MAX_RETRIES`]; otherwise publishes the body with `retry_count` one more to
+/// [`DELAYED`] under its own routing key and priority, with the header `delay` =
+/// [`RETRY_DELAY_MS`], from where it comes back to [`RPCS`] after the delay. The
+/// failed delivery is acked either way.
+async fn retry(context: &Context, d: &Delivery, meta: &Meta) -> HandlerResult {
+    let (worker, topic) = (context.id.clone(), d.topic().to_owned());
+    let retry_count = meta.retry_count.unwrap_or(0);
+    if retry_count >= MAX_RETRIES {
+        tracing::error!(
+            topic,
+            retry_count,
+            "Message failed after maximum number of retries"
+        );
+        println!("[{worker}] {topic} given up after {retry_count} retries");
+        context.outcomes.send(Outcome::GaveUp { worker, topic })?;
+        return Ok(());
+    }
+    // The body as it came, unknown keys included, with the counter raised.
+    let Value::Object(mut body) = d.json::<Value>()? else {
+        return Err(format!("{topic}: the body is no JSON object").into());
+    };
+    let meta = body
+        .entry("meta")
+        .or_insert_with(|| Value::Object(Default::default()));
+    let Value::Object(meta) = meta else {
+        return Err(format!("{topic}: meta is no JSON object").into());
+    };
+    meta.insert("retry_count".into(), (retry_count + 1).into());
+    let message = Message::json(&body)?
+        .with_priority(d.priority())
+        .with_content_type("application/json")
+        .with_content_encoding("utf-8")
+        .with_header("delay", RETRY_DELAY_MS);
+    context.hub.delay(&topic, message).await?;
+    println!(
+        "[{worker}] {topic} retried ({} of {MAX_RETRIES})",
+        retry_count + 1
+    );
+    context.outcomes.send(Outcome::Retried {
+        worker,
+        topic,
+        retry_count: retry_count + 1,
+    })?;
+    Ok(())
+}
+
 async fn handle(context: &Context, d: &Delivery, meta: &Meta) -> HandlerResult {
     let topic = d.topic();
     if topic == SendEchoRequest::TOPIC {
         let request: SendEchoRequest = d.json()?;
         let response = format!("Reply to: {}", request.message);
         let data = EchoData { response };
-        reply(&context.bus, meta, &Response::passed(topic, meta, data)).await?;
+        reply(
+            &context.hub.events,
+            meta,
+            &Response::passed(topic, meta, data),
+        )
+        .await?;
     } else if topic == GitFileGet::TOPIC {
         let request: GitFileGet = d.json()?;
         let response = Response::passed(topic, meta, read_file(&request));
-        reply(&context.bus, meta, &response).await?;
+        reply(&context.hub.events, meta, &response).await?;
     } else if topic == GitRepositoryConnectivity::TOPIC {
         let request: GitRepositoryConnectivity = d.json()?;
         let location = request.repository_location;
@@ -378,7 +510,12 @@ async fn handle(context: &Context, d: &Delivery, meta: &Meta) -> HandlerResult {
             message: format!("reached {location}"),
             success: true,
         };
-        reply(&context.bus, meta, &Response::passed(topic, meta, data)).await?;
+        reply(
+            &context.hub.events,
+            meta,
+            &Response::passed(topic, meta, data),
+        )
+        .await?;
     } else {
         // Infrahub 1.4.13 has no model for the key: it logs and settles the message.
         tracing::warn!(topic, "Infrahub message of no known kind; acked");
@@ -439,17 +576,6 @@ fn refresh(context: &Context, d: &Delivery) -> HandlerResult {
     Ok(())
 }
 
-/// A message given up after its last attempt.
-#[derive(Debug, Clone)]
-pub struct DeadLetter {
-    /// The routing key it was first published with.
-    pub original_topic: String,
-    /// The handler's last error.
-    pub last_error: String,
-    /// The message body.
-    pub payload: Value,
-}
-
 /// What the demo saw.
 #[derive(Debug)]
 pub struct Report {
@@ -459,24 +585,26 @@ pub struct Report {
     pub file: GitFileGetResponse,
     /// The answer to `git.file.get` for a file that does not.
     pub missing: GitFileGetResponse,
-    /// The message that failed every attempt.
-    pub dead_letter: DeadLetter,
     /// Everything the workers did.
     pub outcomes: Vec<Outcome>,
 }
 
 /// How many outcomes [`run`] waits for: the echo and two file reads ran; the
-/// unreachable repository failed three times; the branches refresh was skipped by
-/// its sender and applied by the other worker, the rebased branch and the fetch
+/// unreachable repository, sent with `retry_count` 9, failed, was retried once (as
+/// 10), failed again and was given up; the branches refresh was skipped by its
+/// sender and applied by the other worker, the rebased branch and the fetch
 /// applied by both.
-pub const DEMO_OUTCOMES: usize = 3 + 3 + 6;
+pub const DEMO_OUTCOMES: usize = 3 + 4 + 6;
+
+/// The `retry_count` the demo's failing message starts with, so that it reaches
+/// [`MAX_RETRIES`] after one retry rather than ten.
+pub const DEMO_RETRY_COUNT: u32 = MAX_RETRIES - 1;
 
 /// Runs the demo on `hub`: two workers, RPCs from our requester, a failing message
-/// dead-lettered, and broadcasts.
+/// retried through the delay topology and given up, and broadcasts.
 pub async fn run(hub: &Infrahub) -> Result<Report> {
     let (outcomes, mut events) = unbounded_channel();
     hub.declare().await?;
-    let mut dead_letters = hub.events.topic(DEAD_LETTER).subscribe().await?;
     let first = Worker::start(hub, "worker-1", outcomes.clone()).await?;
     let second = Worker::start(hub, "worker-2", outcomes).await?;
     let mut requester = Requester::start(hub).await?;
@@ -502,19 +630,6 @@ pub async fn run(hub: &Infrahub) -> Result<Report> {
     publish(hub, &rebased).await?;
     publish(hub, &fetch()).await?;
 
-    let delivery = demo::next_message(&mut dead_letters, "the dead letter").await?;
-    let dead_letter = DeadLetter {
-        original_topic: delivery
-            .header(ORIGINAL_TOPIC)
-            .unwrap_or_default()
-            .to_owned(),
-        last_error: delivery.header(LAST_ERROR).unwrap_or_default().to_owned(),
-        payload: delivery.json()?,
-    };
-    println!(
-        "dead letter from {}: {}",
-        dead_letter.original_topic, dead_letter.last_error
-    );
     let outcomes = collect(&mut events, DEMO_OUTCOMES).await?;
     first.stop();
     second.stop();
@@ -522,7 +637,6 @@ pub async fn run(hub: &Infrahub) -> Result<Report> {
         echo,
         file,
         missing,
-        dead_letter,
         outcomes,
     })
 }
@@ -549,7 +663,10 @@ pub fn git_file(file: &str) -> GitFileGet {
 
 fn unreachable_repository() -> GitRepositoryConnectivity {
     GitRepositoryConnectivity {
-        meta: Meta::default(),
+        meta: Meta {
+            retry_count: Some(DEMO_RETRY_COUNT),
+            ..Meta::default()
+        },
         repository_name: "lost".into(),
         repository_location: "https://git.example.invalid/lost.git".into(),
     }

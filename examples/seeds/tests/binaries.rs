@@ -36,7 +36,12 @@ fn intheam_runs_to_the_end() {
 #[test]
 fn infrahub_runs_to_the_end() {
     let output = run(env!("CARGO_BIN_EXE_infrahub"), &[]);
-    assert_eq!(last_line(&output), "done: 12 outcomes");
+    assert_eq!(last_line(&output), "done: 13 outcomes");
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(
+        stdout.contains("git.repository.connectivity given up after 10 retries"),
+        "{stdout}"
+    );
 }
 
 #[test]

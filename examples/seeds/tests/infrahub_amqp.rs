@@ -6,7 +6,7 @@ use std::process::Stdio;
 
 use pubsub_brokers::RabbitServer;
 use pubsub_seeds::catalog::infrahub::{
-    Meta, RefreshRegistryBranches, SendEchoRequest, SendEchoResponse,
+    GitRepositoryConnectivity, Meta, RefreshRegistryBranches, SendEchoRequest, SendEchoResponse,
 };
 use pubsub_seeds::demo::{self, PATIENCE};
 use pubsub_seeds::infrahub::{self, Infrahub, Outcome, Requester, Worker};
@@ -48,7 +48,8 @@ async fn worker(url: &str, id: &str) -> (Infrahub, Worker, UnboundedReceiver<Out
     (hub, worker, events)
 }
 
-/// An aio-pika git agent, running until its stdin is closed.
+/// An aio-pika process that runs until its stdin is closed: a git agent, or a spy
+/// on the retries.
 struct Agent {
     child: Child,
     lines: Lines<BufReader<ChildStdout>>,
@@ -56,12 +57,16 @@ struct Agent {
 
 impl Agent {
     async fn start(url: &str) -> Agent {
+        Agent::run(url, "agent").await
+    }
+
+    async fn run(url: &str, mode: &str) -> Agent {
         let path = format!(
             "{}/tests/python/infrahub_aio.py",
             env!("CARGO_MANIFEST_DIR")
         );
         let mut child = tokio::process::Command::new("python3")
-            .args([path.as_str(), url, "agent"])
+            .args([path.as_str(), url, mode])
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
             .kill_on_drop(true)
@@ -84,10 +89,24 @@ impl Agent {
         serde_json::from_str(&self.line().await).expect("a JSON line")
     }
 
-    async fn stop(mut self) {
+    async fn stop(self) {
+        assert_eq!(
+            self.rest().await,
+            Vec::<String>::new(),
+            "more lines than read"
+        );
+    }
+
+    /// Ends it, and returns the lines it printed that were not read.
+    async fn rest(mut self) -> Vec<String> {
         drop(self.child.stdin.take().unwrap().shutdown().await);
         let status = tokio::time::timeout(PATIENCE, self.child.wait()).await;
         assert!(status.expect("the agent ends").unwrap().success());
+        let mut rest = Vec::new();
+        while let Some(line) = self.lines.next_line().await.expect("the agent's output") {
+            rest.push(line);
+        }
+        rest
     }
 }
 
@@ -137,7 +156,12 @@ async fn the_topology_is_the_same_whoever_declares_first() {
     assert!(rpcs.contains("true\tfalse"), "{rpcs}");
     assert!(rpcs.contains("x-max-priority"), "{rpcs}");
     let exchanges = rabbitmqctl(&url, &["list_exchanges", "name", "type", "durable"]);
-    for expected in ["infrahub.events\ttopic\ttrue", "infrahub.dlx\ttopic\ttrue"] {
+    let expected_exchanges = [
+        "infrahub.events\ttopic\ttrue",
+        "infrahub.dlx\ttopic\ttrue",
+        "infrahub.delayed\theaders\ttrue",
+    ];
+    for expected in expected_exchanges {
         assert!(exchanges.lines().any(|l| l == expected), "{exchanges}");
     }
     let bindings = rabbitmqctl(
@@ -158,6 +182,40 @@ async fn the_topology_is_the_same_whoever_declares_first() {
         let mut expected = pubsub_seeds::catalog::infrahub::WORK_PATTERNS.to_vec();
         expected.sort_unstable();
         assert_eq!(keys, expected, "{exchange}");
+    }
+    // The delay queues: their TTL, dead-lettered to infrahub.dlx, each bound to
+    // infrahub.delayed by its `delay` header.
+    for (name, ttl) in infrahub::DELAY_QUEUES {
+        let queue = queues
+            .lines()
+            .find(|l| l.starts_with(&format!("{name}\t")))
+            .unwrap_or_else(|| panic!("{name} in {queues}"));
+        assert!(queue.contains("true\tfalse"), "{queue}");
+        for argument in [
+            format!("{{\"x-message-ttl\",{ttl}}}"),
+            "{\"x-dead-letter-exchange\",\"infrahub.dlx\"}".to_owned(),
+        ] {
+            assert!(queue.contains(&argument), "{argument} in {queue}");
+        }
+    }
+    let header_bindings = rabbitmqctl(
+        &url,
+        &[
+            "list_bindings",
+            "source_name",
+            "destination_name",
+            "arguments",
+        ],
+    );
+    for (name, ttl) in infrahub::DELAY_QUEUES {
+        let binding = header_bindings
+            .lines()
+            .find(|l| l.starts_with(&format!("{}\t{name}\t", infrahub::DELAYED)))
+            .unwrap_or_else(|| panic!("{name} bound to infrahub.delayed: {header_bindings}"));
+        assert!(
+            binding.contains(&format!("{{\"delay\",{ttl}}}")),
+            "{binding}"
+        );
     }
     // One consumer of the work queue per worker, with manual acks and prefetch 2.
     let consumers = rabbitmqctl(
@@ -291,4 +349,120 @@ async fn the_demo_runs_on_rabbitmq() {
         .filter(|o| matches!(o, Outcome::Skipped { .. }))
         .count();
     assert_eq!(skipped, 1);
+}
+
+/// A `git.repository.connectivity` whose repository cannot be reached, so every
+/// attempt fails.
+fn unreachable(retry_count: Option<u32>) -> GitRepositoryConnectivity {
+    GitRepositoryConnectivity {
+        meta: Meta {
+            retry_count,
+            ..Meta::default()
+        },
+        repository_name: "lost".into(),
+        repository_location: "https://git.example.invalid/lost.git".into(),
+    }
+}
+
+/// (f) Our worker retries failed work as Infrahub's does, on topology Infrahub's API
+/// server declared: the body with `retry_count` one more to `infrahub.delayed` with
+/// the integer header `delay` = 5000 (which Infrahub's binding matches), back in
+/// `infrahub.rpcs` through `infrahub.dlx` after the five-second TTL, and given up,
+/// acked and not sent again, once `retry_count` is 10.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn our_retry_goes_round_infrahubs_delay_queue_and_is_given_up_at_ten() {
+    let url = vhost();
+    assert_eq!(aio(&url, &["declare"]).await.trim(), "declared");
+    let mut spy = Agent::run(&url, "spy").await;
+    let (hub, worker, mut outcomes) = worker(&url, "worker-1").await;
+    infrahub::publish(&hub, &unreachable(Some(infrahub::MAX_RETRIES - 1)))
+        .await
+        .expect("publish");
+    let topic = "git.repository.connectivity";
+    let failed = demo::next(&mut outcomes, "the first attempt")
+        .await
+        .unwrap();
+    assert!(
+        matches!(&failed, Outcome::Failed { topic: t, .. } if t == topic),
+        "{failed:?}"
+    );
+    let retried = demo::next(&mut outcomes, "the retry").await.unwrap();
+    assert!(
+        matches!(
+            retried,
+            Outcome::Retried {
+                retry_count: 10,
+                ..
+            }
+        ),
+        "{retried:?}"
+    );
+    let sent_again = std::time::Instant::now();
+    let seen = spy.handled().await;
+    assert_eq!(seen["routing_key"], topic);
+    assert_eq!(seen["headers"], json!({"delay": 5000}));
+    assert_eq!(seen["priority"], 3);
+    assert_eq!(seen["body"]["meta"]["retry_count"], 10);
+    assert_eq!(
+        seen["body"]["repository_location"],
+        "https://git.example.invalid/lost.git"
+    );
+    // Back from the delay queue when its TTL ends: a second attempt, the last.
+    let again = demo::next(&mut outcomes, "the attempt after the delay")
+        .await
+        .unwrap();
+    assert!(
+        matches!(&again, Outcome::Failed { topic: t, .. } if t == topic),
+        "{again:?}"
+    );
+    assert!(
+        sent_again.elapsed() >= std::time::Duration::from_secs(4),
+        "the TTL held it"
+    );
+    let gave_up = demo::next(&mut outcomes, "giving up").await.unwrap();
+    assert!(matches!(gave_up, Outcome::GaveUp { .. }), "{gave_up:?}");
+    // Given up is acked: the work queue empties (the ack follows the handler's
+    // return, so it is waited for), and nothing was sent round again.
+    let drained = demo::within("the work queue to empty", async {
+        loop {
+            let queues = rabbitmqctl(&url, &["list_queues", "name", "messages"]);
+            if queues.lines().any(|l| l == "infrahub.rpcs\t0") {
+                return;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+        }
+    });
+    drained.await.expect("the given-up message acked");
+    worker.stop();
+    assert_eq!(spy.rest().await, Vec::<String>::new());
+}
+
+/// (g) A retry as Infrahub's worker publishes it (aio-pika, `delay` 5000 on
+/// `infrahub.delayed`) comes back to our worker through the delay topology our
+/// side declared, and runs.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn infrahubs_retry_comes_back_to_our_worker_through_our_topology() {
+    let url = vhost();
+    let (_hub, worker, mut outcomes) = worker(&url, "worker-1").await;
+    let body = json!({"meta": {"request_id": "", "retry_count": 1},
+        "repository_name": "demo", "repository_location": "https://git.example.org/demo.git"});
+    let published = aio(
+        &url,
+        &["retry", "git.repository.connectivity", &body.to_string()],
+    )
+    .await;
+    assert_eq!(published.trim(), "published");
+    let sent = std::time::Instant::now();
+    let ran = demo::next(&mut outcomes, "the retry after its delay")
+        .await
+        .unwrap();
+    assert!(
+        matches!(&ran, Outcome::Ran { topic, .. } if topic == "git.repository.connectivity"),
+        "{ran:?}"
+    );
+    assert!(
+        sent.elapsed() >= std::time::Duration::from_secs(4),
+        "the TTL held it"
+    );
+    worker.stop();
 }

@@ -109,22 +109,21 @@ struct Join {
 
 impl Join {
     /// The queue's arguments, and how to name them in an error.
-    fn arguments(&self) -> (FieldTable, String) {
+    fn arguments(&self) -> Result<(FieldTable, String)> {
         if let Some(owned) = &self.owned {
             let asked = owned
                 .arguments
-                .inner()
                 .iter()
-                .map(|(key, value)| format!("{} = {value:?}", key.as_str()))
+                .map(|(key, value)| format!("{key} = {value}"))
                 .collect::<Vec<_>>();
             let asked = match asked.is_empty() {
                 true => "no arguments".to_owned(),
                 false => asked.join(", "),
             };
-            return (
-                owned.arguments.clone(),
+            return Ok((
+                owned.argument_table()?,
                 format!("durable = {}, {asked}", owned.durable),
-            );
+            ));
         }
         let options = &self.shared.options;
         let mut arguments = FieldTable::default();
@@ -163,7 +162,7 @@ impl Join {
             );
             asked.push(format!("dead letters to {topic:?}"));
         }
-        (arguments, asked.join(", "))
+        Ok((arguments, asked.join(", ")))
     }
 
     /// A channel of the member's own with its prefetch, the queue declared and
@@ -192,7 +191,7 @@ impl Join {
             passive: self.owned.as_ref().is_some_and(|q| q.passive),
             ..QueueDeclareOptions::default()
         };
-        let (arguments, asked) = self.arguments();
+        let (arguments, asked) = self.arguments()?;
         declare(&channel, &self.queue, options, arguments)
             .await
             .map_err(|error| self.refused(error, &asked))?;

@@ -1,5 +1,5 @@
 //! Infrahub's message bus: two git agents on the shared work queue, the echo and
-//! file RPCs, retries then a dead letter, and broadcasts each worker skips if it sent
+//! file RPCs, a failure retried through the delay topology and given up, and broadcasts each worker skips if it sent
 //! them. On RabbitMQ it uses Infrahub's own names (`infrahub.events`,
 //! `infrahub.rpcs`...), so it joins a running Infrahub: the shared topology stays.
 //!

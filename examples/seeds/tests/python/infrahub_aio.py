@@ -7,6 +7,11 @@ on aio-pika (the client Infrahub uses).
     infrahub_aio.py URL publish KEY BODY   a publish() of BODY (JSON) with key KEY
     infrahub_aio.py URL agent              a git agent on infrahub.rpcs: prints "ready",
                                            then one JSON line per message, until stdin ends
+    infrahub_aio.py URL retry KEY BODY     a retry of BODY as Infrahub's worker sends it: to
+                                           infrahub.delayed, header delay = 5000
+    infrahub_aio.py URL spy                a queue of its own on infrahub.delayed, bound as
+                                           the five-second queue is: prints "ready", then
+                                           one JSON line per retry seen, until stdin ends
 
 Every wait is bounded (PATIENCE seconds).
 """
@@ -107,6 +112,24 @@ async def agent(connection, channel):
     await asyncio.get_running_loop().run_in_executor(None, sys.stdin.read)
 
 
+async def spy(channel):
+    """Sees every five-second retry: bound to infrahub.delayed as Infrahub binds its
+    delay queue (rabbitmq.py:184-187), so a retry reaches it only with a `delay`
+    header RabbitMQ matches to the integer 5000."""
+    delayed = await channel.get_exchange("infrahub.delayed")
+    queue = await channel.declare_queue("", exclusive=True)
+    await queue.bind(delayed, arguments={"x-match": "all", "delay": 5000})
+
+    async def on_message(delivery):
+        headers = {k: v for k, v in delivery.headers.items() if k != "x-death"}
+        print(json.dumps({"routing_key": delivery.routing_key, "priority": delivery.priority,
+                          "headers": headers, "body": json.loads(delivery.body)}), flush=True)
+
+    await queue.consume(on_message, no_ack=True)
+    print("ready", flush=True)
+    await asyncio.get_running_loop().run_in_executor(None, sys.stdin.read)
+
+
 async def main(url, mode, *args):
     connection = await asyncio.wait_for(aio_pika.connect(url), PATIENCE)
     async with connection:
@@ -124,8 +147,17 @@ async def main(url, mode, *args):
             headers = {"traceparent": "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"}
             await events.publish(message(json.loads(body), key, headers=headers), routing_key=key)
             print("published")
+        elif mode == "retry":
+            key, body = args
+            # rabbitmq.py:228-230: the retry goes to the delayed exchange, key kept.
+            delayed = await channel.get_exchange("infrahub.delayed")
+            await delayed.publish(message(json.loads(body), key, headers={"delay": 5000}),
+                                  routing_key=key)
+            print("published")
         elif mode == "agent":
             await agent(connection, channel)
+        elif mode == "spy":
+            await spy(channel)
         else:
             sys.exit(f"unknown mode {mode}")
 
