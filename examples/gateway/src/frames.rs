@@ -74,12 +74,12 @@ fn buffer(bytes: &[u8]) -> Value {
 }
 
 /// A header value as node-amqp hands it to brainlife's gateway and `JSON.stringify`
-/// then writes it: byte arrays as Buffers, timestamps as `Date`s (ISO 8601 in UTC,
-/// milliseconds included), tables as objects.
+/// then writes it: byte arrays as Buffers, timestamps as milliseconds (node-amqp's
+/// `new Date().setTime(seconds * 1000)` returns the number), tables as objects.
 fn node_amqp(value: &HeaderValue) -> Value {
     match value {
         HeaderValue::Bytes(bytes) => buffer(bytes),
-        HeaderValue::Timestamp(seconds) => iso_8601(*seconds).into(),
+        HeaderValue::Timestamp(seconds) => seconds.saturating_mul(1000).into(),
         HeaderValue::List(items) => items.iter().map(node_amqp).collect(),
         HeaderValue::Table(entries) => entries
             .iter()
@@ -88,29 +88,6 @@ fn node_amqp(value: &HeaderValue) -> Value {
             .into(),
         other => serde_json::to_value(other).unwrap_or(Value::Null),
     }
-}
-
-/// `seconds` since the Unix epoch as `Date.prototype.toJSON` writes them:
-/// `2023-11-14T22:13:20.000Z`.
-fn iso_8601(seconds: u64) -> String {
-    let (days, time) = (seconds / 86_400, seconds % 86_400);
-    // The civil date of a day count (Howard Hinnant's days-to-civil algorithm).
-    let z = days + 719_468;
-    let era = z / 146_097;
-    let day_of_era = z % 146_097;
-    let year_of_era =
-        (day_of_era - day_of_era / 1_460 + day_of_era / 36_524 - day_of_era / 146_096) / 365;
-    let day_of_year = day_of_era - (365 * year_of_era + year_of_era / 4 - year_of_era / 100);
-    let shifted_month = (5 * day_of_year + 2) / 153;
-    let day = day_of_year - (153 * shifted_month + 2) / 5 + 1;
-    let month = if shifted_month < 10 {
-        shifted_month + 3
-    } else {
-        shifted_month - 9
-    };
-    let year = year_of_era + era * 400 + u64::from(month <= 2);
-    let (hour, minute, second) = (time / 3_600, time % 3_600 / 60, time % 60);
-    format!("{year:04}-{month:02}-{day:02}T{hour:02}:{minute:02}:{second:02}.000Z")
 }
 
 /// `{"headers":{..},"dinfo":{..},"msg":..}`, brainlife's relay frame; `delivery_tag`
@@ -305,13 +282,12 @@ mod tests {
             .with_header("delay", 5000)
             .with_header("x-death", vec![death])
             .with_header("sent", HeaderValue::Timestamp(1_700_000_000))
-            .with_header("leap", HeaderValue::Timestamp(951_782_400))
             .with_header("raw", pubsub_core::Bytes::from_static(&[7]));
         let frame = message_frame(&source, message);
         assert_eq!(
             frame["headers"],
             json!({"delay": 5000, "x-death": [{"count": 2}],
-                   "sent": "2023-11-14T22:13:20.000Z", "leap": "2000-02-29T00:00:00.000Z",
+                   "sent": 1_700_000_000_000_u64,
                    "raw": {"type": "Buffer", "data": [7]}})
         );
     }
