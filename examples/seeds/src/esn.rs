@@ -38,9 +38,34 @@ impl Node {
         Ok(Node {
             name,
             local: LocalBackend::new().into(),
-            global: pubsub_connect::connect(global_url).await?,
+            global: pubsub_connect::connect(&with_esn_heartbeat(global_url)).await?,
         })
     }
+}
+
+/// ESN's heartbeat, in seconds: amqp-connection-manager adds `heartbeat=5` to every
+/// URL it connects to.
+pub const HEARTBEAT_SECONDS: u16 = 5;
+
+/// `url` with ESN's heartbeat when it is an AMQP URL that sets none, so that a dead
+/// connection is noticed as soon as ESN's nodes notice theirs.
+///
+/// ```
+/// use pubsub_seeds::esn::with_esn_heartbeat;
+///
+/// assert_eq!(with_esn_heartbeat("amqp://h/%2f"), "amqp://h/%2f?heartbeat=5");
+/// assert_eq!(with_esn_heartbeat("amqp://h/v?lazy=true"), "amqp://h/v?lazy=true&heartbeat=5");
+/// assert_eq!(with_esn_heartbeat("amqp://h/v?heartbeat=30"), "amqp://h/v?heartbeat=30");
+/// assert_eq!(with_esn_heartbeat("memory://"), "memory://");
+/// ```
+pub fn with_esn_heartbeat(url: &str) -> String {
+    let amqp = url.starts_with("amqp://") || url.starts_with("amqps://");
+    let (_, query) = url.split_once('?').unwrap_or((url, ""));
+    if !amqp || query.split('&').any(|pair| pair.starts_with("heartbeat=")) {
+        return url.to_owned();
+    }
+    let separator = if url.contains('?') { '&' } else { '?' };
+    format!("{url}{separator}heartbeat={HEARTBEAT_SECONDS}")
 }
 
 /// ESN's point-to-point messaging channel `N` (`pointToPoint.get(N)`): a fanout
@@ -77,7 +102,9 @@ impl PointToPoint {
     /// topology on a connection of its own; on any other bus, a group.
     pub async fn open(global_url: &str, name: &str) -> Result<Self> {
         let bus = match global_url.split_once("://") {
-            Some(("amqp" | "amqps", _)) => amqp_channel(global_url, name).await?,
+            Some(("amqp" | "amqps", _)) => {
+                amqp_channel(&with_esn_heartbeat(global_url), name).await?
+            }
             _ => pubsub_connect::connect(global_url).await?,
         };
         Ok(PointToPoint {

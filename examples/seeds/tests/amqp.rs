@@ -75,6 +75,25 @@ async fn esn_runs_on_rabbitmq_with_an_exchange_per_topic() {
     }
 }
 
+/// ESN's nodes and point-to-point channels ask for ESN's 5 s heartbeat, as
+/// amqp-connection-manager does, unless the URL sets one.
+#[tokio::test]
+async fn esn_connections_use_esns_heartbeat() {
+    let url = vhost("?routing=fanout");
+    let node = esn::Node::start("a", &url).await.expect("a node");
+    let channel = esn::PointToPoint::open(&url, "heartbeats")
+        .await
+        .expect("a channel");
+    let vhost = url.rsplit('/').next().unwrap().split('?').next().unwrap();
+    let connections = RabbitServer::shared().rabbitmqctl(&["list_connections", "vhost", "timeout"]);
+    let timeouts: Vec<&str> = connections
+        .lines()
+        .filter_map(|line| line.strip_prefix(&format!("{vhost}\t")))
+        .collect();
+    assert_eq!(timeouts, ["5", "5"], "{connections}");
+    drop((node, channel));
+}
+
 /// ESN's nodes start before RabbitMQ does: their subscriptions and publishes wait
 /// for the broker and go through once it is up.
 #[tokio::test(flavor = "multi_thread")]
