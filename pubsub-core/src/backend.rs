@@ -281,7 +281,7 @@ impl Future for Publishing<'_> {
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Result<()>> {
         match &mut self.get_mut().0 {
             PublishingState::Done(outcome) => {
-                Poll::Ready(outcome.take().unwrap_or(Err(crate::Error::Closed)))
+                Poll::Ready(outcome.take().unwrap_or_else(|| Err(crate::Error::Closed)))
             }
             PublishingState::Pending(future) => future.as_mut().poll(cx),
         }

@@ -66,8 +66,8 @@ pub struct Delivery {
 struct Extras {
     /// The bus to reply on, for a request.
     replies: Option<PubSub>,
-    /// The delivery's span and its subscription's meters.
-    observed: Observed,
+    /// The delivery's span and its subscription's meters, when there are any.
+    observed: Option<Observed>,
 }
 
 impl Delivery {
@@ -104,15 +104,15 @@ impl Delivery {
 
     /// Gives the delivery what the bus that subscribed knows: where to reply, and its
     /// span and meters.
-    pub(crate) fn set_bus(&mut self, bus: &PubSub, observed: Observed) {
+    pub(crate) fn set_bus(&mut self, bus: &PubSub, observed: Option<Observed>) {
         let replies = self.message.header(REPLY_TO).is_some().then(|| bus.clone());
-        if replies.is_some() || !observed.is_empty() {
+        if replies.is_some() || observed.is_some() {
             self.extras = Some(Box::new(Extras { replies, observed }));
         }
     }
 
     pub(crate) fn observed(&self) -> Option<&Observed> {
-        self.extras.as_deref().map(|e| &e.observed)
+        self.extras.as_deref()?.observed.as_ref()
     }
 
     /// The receive span of this delivery: a child of its producer's span, and the

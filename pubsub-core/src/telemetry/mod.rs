@@ -59,24 +59,43 @@ pub(crate) fn publish<'a>(
     message: Message,
     options: PublishOptions,
 ) -> Publishing<'a> {
+    // One load of tracing's global level decides: with no subscriber, or one that
+    // leaves INFO out, the publish is as if the feature were off.
     #[cfg(feature = "otel")]
+    if trace::enabled() {
+        return traced_publish(topic, publisher, message, options);
+    }
+    #[cfg(feature = "metrics")]
+    {
+        let published = meters::published(topic);
+        publisher.publish(message, options).inspect(move |outcome| {
+            if outcome.is_ok() {
+                published.increment(1);
+            }
+        })
+    }
+    #[cfg(not(feature = "metrics"))]
+    publisher.publish(message, options)
+}
+
+/// [`publish`] when spans may be recorded: kept out of line, so that the path
+/// without them stays small.
+#[cfg(feature = "otel")]
+#[inline(never)]
+fn traced_publish<'a>(
+    topic: &'a Topic,
+    publisher: &'a Arc<dyn Publisher>,
+    message: Message,
+    options: PublishOptions,
+) -> Publishing<'a> {
     let (message, span) = trace::publish(topic, message);
-    #[cfg(feature = "otel")]
     let publishing = match &span {
         Some(span) => span.in_scope(|| publisher.publish(message, options)),
         None => publisher.publish(message, options),
     };
-    #[cfg(not(feature = "otel"))]
-    let publishing = publisher.publish(message, options);
-    // Without metrics, a publish nobody traces needs nothing more.
-    #[cfg(all(feature = "otel", not(feature = "metrics")))]
-    if span.is_none() {
-        return publishing;
-    }
     #[cfg(feature = "metrics")]
     let published = meters::published(topic);
     publishing.inspect(move |outcome| {
-        #[cfg(feature = "otel")]
         if let Some(span) = &span {
             trace::finish(span, outcome);
         }
@@ -125,16 +144,30 @@ impl Consumer {
     }
 
     /// What a delivery of this subscription carries: its receive span (a child of the
-    /// producer's span the headers name) and the subscription's meters.
+    /// producer's span the headers name) and the subscription's meters; nothing when
+    /// there is neither (no metrics, and no subscriber that records spans).
     #[inline]
-    pub(crate) fn received(&self, _delivery: &crate::Delivery) -> Observed {
-        #[cfg(feature = "metrics")]
-        self.meters.delivered(_delivery.attempt());
-        Observed {
+    pub(crate) fn received(&self, _delivery: &crate::Delivery) -> Option<Observed> {
+        #[cfg(not(feature = "metrics"))]
+        {
             #[cfg(feature = "otel")]
-            span: trace::receive(self, _delivery),
-            #[cfg(feature = "metrics")]
-            meters: Some(Arc::clone(&self.meters)),
+            if trace::enabled() {
+                let span = trace::receive(self, _delivery);
+                return (!span.is_disabled()).then_some(Observed { span });
+            }
+            None
+        }
+        #[cfg(feature = "metrics")]
+        {
+            self.meters.delivered(_delivery.attempt());
+            Some(Observed {
+                #[cfg(feature = "otel")]
+                span: match trace::enabled() {
+                    true => trace::receive(self, _delivery),
+                    false => tracing::Span::none(),
+                },
+                meters: Arc::clone(&self.meters),
+            })
         }
     }
 }
@@ -146,23 +179,7 @@ pub(crate) struct Observed {
     #[cfg(feature = "otel")]
     pub(crate) span: tracing::Span,
     #[cfg(feature = "metrics")]
-    meters: Option<Arc<meters::Consumer>>,
-}
-
-impl Observed {
-    /// Whether there is nothing to carry (a delivery then needs no room for it).
-    #[inline]
-    pub(crate) fn is_empty(&self) -> bool {
-        #[cfg(feature = "metrics")]
-        if self.meters.is_some() {
-            return false;
-        }
-        #[cfg(feature = "otel")]
-        if !self.span.is_disabled() {
-            return false;
-        }
-        true
-    }
+    meters: Arc<meters::Consumer>,
 }
 
 /// Settles a delivery (`operation` is `ack` or `nack`) under a settle span, counting
@@ -181,8 +198,8 @@ pub(crate) async fn settle(
     };
     let outcome = settling.await;
     #[cfg(feature = "metrics")]
-    if let (Ok(()), Some(meters)) = (&outcome, _observed.and_then(|o| o.meters.as_ref())) {
-        meters.settled(_operation);
+    if let (Ok(()), Some(observed)) = (&outcome, _observed) {
+        observed.meters.settled(_operation);
     }
     outcome
 }
@@ -194,9 +211,7 @@ pub(crate) async fn process<T>(
     handling: impl Future<Output = T>,
 ) -> T {
     #[cfg(feature = "metrics")]
-    let _in_flight = _observed
-        .and_then(|o| o.meters.as_ref())
-        .map(|m| m.in_flight());
+    let _in_flight = _observed.map(|o| o.meters.in_flight());
     #[cfg(feature = "otel")]
     let handling = {
         use tracing::Instrument;
@@ -223,8 +238,8 @@ pub(crate) fn scoped<R>(_observed: Option<&Observed>, f: impl FnOnce() -> R) -> 
 #[cfg_attr(not(feature = "metrics"), inline)]
 pub(crate) fn dead_lettered(_observed: Option<&Observed>) {
     #[cfg(feature = "metrics")]
-    if let Some(meters) = _observed.and_then(|o| o.meters.as_ref()) {
-        meters.dead_lettered();
+    if let Some(observed) = _observed {
+        observed.meters.dead_lettered();
     }
 }
 

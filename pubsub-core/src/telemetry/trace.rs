@@ -65,6 +65,13 @@ impl Extractor for Carrier<'_> {
     }
 }
 
+/// Whether a span at `INFO` may be recorded at all: one load of `tracing`'s global
+/// level, false with no subscriber or with one whose filter leaves `INFO` out.
+#[inline]
+pub(super) fn enabled() -> bool {
+    tracing::level_enabled!(tracing::Level::INFO)
+}
+
 /// The producer span of one publish, and the message with the span's context in its
 /// headers (where the backend carries headers); no span where nobody records it.
 #[inline]
