@@ -15,7 +15,9 @@ use std::sync::Arc;
 
 use futures::StreamExt;
 use lapin::options::QueueDeclareOptions;
-use lapin::options::{BasicConsumeOptions, BasicQosOptions, BasicRejectOptions};
+use lapin::options::{
+    BasicCancelOptions, BasicConsumeOptions, BasicQosOptions, BasicRejectOptions,
+};
 use lapin::protocol::{AMQPErrorKind, AMQPSoftError};
 use lapin::types::{AMQPValue, FieldTable, ShortString};
 use lapin::{Consumer, ErrorKind};
@@ -23,6 +25,7 @@ use pubsub_core::ring::{self, RingSender};
 use pubsub_core::{Delivery, Error, Pattern, Result, Subscription};
 use tokio::runtime::Handle;
 use tokio::sync::{oneshot, RwLock};
+use tokio::task::JoinHandle;
 
 use super::{bind, declare, resume, Consuming, Topics};
 use crate::acker::{GroupAcker, Member};
@@ -247,6 +250,9 @@ async fn pump(
         if unreadable {
             contain(&join.shared, join.queue.as_str(), join.prefetch, &ring).await;
         }
+        if join.consuming.is_stopped() {
+            return;
+        }
         let what = format!("group queue {:?}", join.queue.as_str());
         // Boxed: joining again is a large future, and an idle member's pump would
         // carry its room all the time.
@@ -366,19 +372,38 @@ struct Closer {
 
 impl Drop for Closer {
     fn drop(&mut self) {
-        let (channel, _) = self.consuming.stop();
+        let super::Stopped { channel, tag, pump } = self.consuming.stop_for_cancel();
         let releasing = Arc::clone(&self.releasing);
         let done = self.done.take();
         self.runtime.spawn(async move {
             let _releases_done = releasing.write().await;
-            if let Some((channel, liveness)) = channel.filter(|(c, _)| c.status().connected()) {
-                let close = async {
-                    let closed = channel.close(200, "unsubscribed".into()).await;
-                    closed.map_err(|e| lapin_error("close the channel", e))
-                };
-                // A channel already closing answers with an error that means the same.
-                let _ = liveness.unless_lost("close the channel", close).await;
-            }
+            let Some((channel, liveness)) = channel.filter(|(c, _)| c.status().connected()) else {
+                pump.inspect(JoinHandle::abort);
+                if let Some(done) = done {
+                    let _ = done.send(());
+                }
+                return;
+            };
+            let close = async {
+                // Cancelled, and its pump ended, before the channel closes: a
+                // consumer lapin still holds as active cancels itself when dropped,
+                // and a cancel that reaches the broker after the close is a
+                // connection error (CHANNEL_ERROR, "expected 'channel.open'") that
+                // takes every other subscription of the connection with it.
+                if let Some(tag) = tag {
+                    let _ = channel
+                        .basic_cancel(tag, BasicCancelOptions::default())
+                        .await;
+                }
+                if let Some(pump) = pump {
+                    pump.abort();
+                    let _ = pump.await;
+                }
+                let closed = channel.close(200, "unsubscribed".into()).await;
+                closed.map_err(|e| lapin_error("close the channel", e))
+            };
+            // A channel already closing answers with an error that means the same.
+            let _ = liveness.unless_lost("close the channel", close).await;
             if let Some(done) = done {
                 let _ = done.send(());
             }

@@ -97,6 +97,14 @@ struct Consuming {
     state: std::sync::Mutex<ConsumingState>,
 }
 
+/// What a stopped subscription leaves to clean up.
+struct Stopped {
+    channel: Option<(Channel, Liveness)>,
+    tag: Option<ShortString>,
+    /// A pump still consuming, to end once its consumer is cancelled.
+    pump: Option<JoinHandle<()>>,
+}
+
 #[derive(Default)]
 struct ConsumingState {
     /// The channel, and the connection's liveness for what is done on it.
@@ -135,6 +143,28 @@ impl Consuming {
             pump.abort();
         }
         state.pump = Some(pump);
+    }
+
+    /// Stops the subscription but leaves a consuming pump to end by itself once its
+    /// consumer is cancelled: the channel, the consumer tag and that pump. A pump
+    /// that consumes nothing yet is aborted.
+    fn stop_for_cancel(&self) -> Stopped {
+        let mut state = self.lock();
+        state.stopped = true;
+        let mut pump = state.pump.take();
+        if state.tag.is_none() {
+            pump.take().inspect(JoinHandle::abort);
+        }
+        Stopped {
+            channel: state.channel.take(),
+            tag: state.tag.take(),
+            pump,
+        }
+    }
+
+    /// Whether the subscription is gone: a pump then does not consume again.
+    fn is_stopped(&self) -> bool {
+        self.lock().stopped
     }
 
     /// Stops the pump; the channel and consumer tag to clean up.
