@@ -33,7 +33,7 @@ use crate::lost::Liveness;
 use crate::options::AmqpBuilder;
 use crate::probe::probe;
 use crate::publish::Exchange;
-use crate::subscribe::{DeadLetters, Rings};
+use crate::subscribe::{DeadLetters, Rings, SharedChannel};
 
 /// The connection, made on first use and made again after it failed.
 pub(crate) struct Shared {
@@ -87,9 +87,8 @@ pub(crate) struct Live {
     /// Serialises declaring exchanges and replacing the channel, and holds the
     /// exchanges declared on the current channel.
     declaring: Mutex<HashSet<ShortString>>,
-    /// The channel broadcast subscriptions share, opened on the first one, and the
-    /// prefetch set on it for the consumers that follow.
-    pub(crate) consuming: Mutex<Option<(Channel, u16)>>,
+    /// The channel broadcast subscriptions share, opened on the first one.
+    pub(crate) consuming: Mutex<Option<SharedChannel>>,
     /// Where broadcast queues dead-letter what they drop.
     pub(crate) dead_letters: DeadLetters,
 }

@@ -59,6 +59,35 @@ fn queue_depth(server: &RabbitServer, topic: &str) -> (u64, u64) {
         .unwrap_or_else(|| panic!("no queue {queue}: {queues}"))
 }
 
+/// Waits until the queue bound with `topic` holds `expected` (ready, unacknowledged)
+/// messages. Each look is two rabbitmqctl runs, an Erlang VM each: seconds apiece on
+/// a loaded machine, so the wait is longer than the suite's patience for one event.
+async fn depth_becomes(server: &'static RabbitServer, topic: &str, expected: (u64, u64)) {
+    let last = std::sync::Mutex::new(None);
+    let looking = tokio::time::timeout(Duration::from_secs(60), async {
+        loop {
+            let depth = tokio::task::spawn_blocking({
+                let topic = topic.to_owned();
+                move || queue_depth(server, &topic)
+            })
+            .await
+            .expect("rabbitmqctl");
+            if depth == expected {
+                return;
+            }
+            *last.lock().unwrap() = Some(depth);
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    });
+    if looking.await.is_err() {
+        panic!(
+            "the queue of {topic} did not hold {expected:?} (ready, unacknowledged) within \
+             60 s: last seen {:?}",
+            last.lock().unwrap()
+        );
+    }
+}
+
 async fn ids(sub: &mut Subscription, count: usize) -> Vec<u32> {
     let mut got = Vec::with_capacity(count);
     while got.len() < count {
@@ -97,32 +126,7 @@ async fn the_client_holds_its_buffer_and_the_broker_the_rest() {
     let topic = unique("backlog.depth");
     let mut sub = bus.topic(&topic).subscribe().await.expect("subscribe");
     publish_all(&bus, &topic, 0..1_000, 8).await;
-    // Each look is two rabbitmqctl runs, an Erlang VM each: seconds apiece on a loaded
-    // machine, so the look gets more time than the suite's patience for one event.
-    let last = std::sync::Mutex::new(None);
-    let looking = tokio::time::timeout(Duration::from_secs(60), async {
-        loop {
-            let depth = tokio::task::spawn_blocking({
-                let topic = topic.clone();
-                move || queue_depth(server, &topic)
-            })
-            .await
-            .expect("rabbitmqctl");
-            if depth.0 + depth.1 == 1_000 && depth.1 == 100 {
-                return depth;
-            }
-            *last.lock().unwrap() = Some(depth);
-            tokio::time::sleep(Duration::from_millis(100)).await;
-        }
-    });
-    let Ok(depth) = looking.await else {
-        panic!(
-            "the broker did not send the prefetch within 60 s: (ready, unacknowledged) \
-             last seen {:?}",
-            last.lock().unwrap()
-        );
-    };
-    assert_eq!(depth, (900, 100), "(ready, unacknowledged)");
+    depth_becomes(server, &topic, (900, 100)).await;
     // Reading acknowledges, and the broker sends the rest.
     let got = ids(&mut sub, 1_000).await;
     assert_eq!(got.len(), 1_000);
@@ -182,4 +186,51 @@ async fn past_its_backlog_the_broker_drops_the_oldest_and_says_how_many() {
     let mut kept = kept.to_vec();
     kept.sort_unstable();
     assert_eq!(kept, (1_500..2_000).collect::<Vec<_>>());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn subscriptions_sharing_a_channel_hold_their_own_prefetch_and_settle_what_they_read() {
+    let server = server().await;
+    let backend = AmqpBackend::builder(&server.url())
+        .buffer(100)
+        .connect()
+        .await
+        .expect("connect");
+    // One bus: its broadcast subscriptions consume on one channel, whose delivery
+    // tags interleave theirs.
+    let bus = PubSub::new(backend);
+    let (read, unread) = (unique("backlog.read"), unique("backlog.unread"));
+    let mut reader = bus.topic(&read).subscribe().await.expect("subscribe");
+    let idle = bus.topic(&unread).subscribe().await.expect("subscribe");
+    let both = futures::future::join(
+        publish_all(&bus, &read, 0..1_000, 8),
+        publish_all(&bus, &unread, 0..1_000, 8),
+    );
+    let (got, _) = futures::future::join(ids(&mut reader, 1_000), both).await;
+    assert_eq!(got.len(), 1_000);
+    // The reader's acks settled its own deliveries only: the idle one holds its
+    // prefetch and the broker the rest.
+    depth_becomes(server, &unread, (900, 100)).await;
+    depth_becomes(server, &read, (0, 0)).await;
+
+    // Alone on the channel, then beside a newcomer: every message once, no gap.
+    drop(idle);
+    let alone = futures::future::join(
+        ids(&mut reader, 1_000),
+        publish_all(&bus, &read, 0..1_000, 8),
+    );
+    assert_eq!(alone.await.0.len(), 1_000);
+    let mut newcomer = bus.topic(&read).subscribe().await.expect("subscribe");
+    let published = publish_all(&bus, &read, 1_000..2_000, 8);
+    let (mut first, mut second, ()) = futures::future::join3(
+        ids(&mut reader, 1_000),
+        ids(&mut newcomer, 1_000),
+        published,
+    )
+    .await;
+    first.sort_unstable();
+    second.sort_unstable();
+    assert_eq!(first, (1_000..2_000).collect::<Vec<_>>());
+    assert_eq!(first, second);
+    depth_becomes(server, &read, (0, 0)).await;
 }

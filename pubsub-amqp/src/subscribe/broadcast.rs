@@ -10,9 +10,9 @@
 //! shared channel.
 //!
 //! The backlog waits in the broker: the consumer's prefetch is the subscription's
-//! buffer, and what the subscriber has read is acknowledged (several at a time), so
-//! the broker sends more only as the subscriber reads, and the ring between them
-//! never fills. The queue holds at most the backlog; what the broker drops past that
+//! buffer, and what the subscriber has read is acknowledged (several at a time, see
+//! [`super::acks`]), so the broker sends more only as the subscriber reads, and the
+//! ring between them never fills. The queue holds at most the backlog; what the broker drops past that
 //! is counted (see [`super::dropped`]).
 //!
 //! The queue's name is made here rather than by the broker, so that it is the same
@@ -29,7 +29,7 @@ use std::time::Duration;
 
 use futures::StreamExt;
 use lapin::options::{
-    BasicAckOptions, BasicCancelOptions, BasicConsumeOptions, BasicQosOptions, QueueDeclareOptions,
+    BasicCancelOptions, BasicConsumeOptions, BasicQosOptions, QueueDeclareOptions,
     QueueDeleteOptions,
 };
 use lapin::types::{AMQPValue, FieldTable, LongString, ShortString};
@@ -40,6 +40,7 @@ use pubsub_core::{Delivery, Result, Subscription};
 use tokio::runtime::Handle;
 use tokio::sync::oneshot;
 
+use super::acks::{ChannelAcks, Seat};
 use super::{bind, declare, resume, Consuming, Topics};
 use crate::connection::{Live, Shared};
 use crate::errors::lapin_error;
@@ -79,12 +80,12 @@ pub(super) async fn subscribe(
     };
     // Room for a gap before each message besides the prefetch: the ring never drops.
     let (sender, receiver) = ring::channel(usize::from(buffer) * 2 + 2);
-    let (consumer, channel) = listen.establish(&live).await?;
+    let (consumer, seat) = listen.establish(&live).await?;
     let liveness = live.liveness.clone();
     let (done, released) = oneshot::channel();
     release.done = Some(done);
     let consuming = Arc::clone(&listen.consuming);
-    consuming.started(runtime.spawn(pump(consumer, channel, liveness, sender, topics, listen)));
+    consuming.started(runtime.spawn(pump(consumer, seat, liveness, sender, topics, listen)));
     Ok(Subscription::new(receiver)
         .with_guard(release)
         .with_unsubscribe(|| async move {
@@ -120,15 +121,15 @@ impl Listen {
     }
 
     /// Declares and binds the queue and consumes it on `live`'s shared channel.
-    async fn establish(&self, live: &Live) -> Result<(Consumer, Channel)> {
+    async fn establish(&self, live: &Live) -> Result<(Consumer, Seat)> {
         let what = format!("consume broadcast queue {:?}", self.queue.as_str());
         live.liveness
             .unless_lost(&what, self.consume_on(live))
             .await
     }
 
-    async fn consume_on(&self, live: &Live) -> Result<(Consumer, Channel)> {
-        let channel = shared_channel(live).await?;
+    async fn consume_on(&self, live: &Live) -> Result<(Consumer, Seat)> {
+        let (channel, acks) = shared_channel(live).await?;
         self.consuming.on(channel.clone(), live);
         let dead_letters = live
             .dead_letters
@@ -147,12 +148,13 @@ impl Listen {
         );
         declared?;
         bind(&probe?, &self.queue, &self.route).await?;
+        let seat = acks.seat(&channel);
         let ((), consumer) = futures::try_join!(
             bind(&channel, &self.queue, &self.route),
             consume(live, &channel, &self.queue, self.prefetch)
         )?;
         self.consuming.consumes(consumer.tag());
-        Ok((consumer, channel))
+        Ok((consumer, seat))
     }
 
     /// The queue's length limit, and where what it drops goes (if anywhere).
@@ -187,12 +189,13 @@ async fn consume(
     prefetch: u16,
 ) -> Result<Consumer> {
     let mut shared = live.consuming.lock().await;
-    if let Some((on, set)) = shared.as_mut().filter(|(on, _)| on.id() == channel.id()) {
-        if *set != prefetch {
-            on.basic_qos(prefetch, BasicQosOptions::default())
+    if let Some(on) = shared.as_mut().filter(|on| on.channel.id() == channel.id()) {
+        if on.prefetch != prefetch {
+            on.channel
+                .basic_qos(prefetch, BasicQosOptions::default())
                 .await
                 .map_err(|e| lapin_error("set the prefetch", e))?;
-            *set = prefetch;
+            on.prefetch = prefetch;
         }
     }
     channel
@@ -206,18 +209,32 @@ async fn consume(
         .map_err(|e| lapin_error(&format!("consume queue {:?}", queue.as_str()), e))
 }
 
+/// The channel broadcast subscriptions of a connection share.
+#[derive(Debug)]
+pub(crate) struct SharedChannel {
+    channel: Channel,
+    /// The prefetch set on it for the consumers that follow.
+    prefetch: u16,
+    acks: Arc<ChannelAcks>,
+}
+
 /// The channel broadcast subscriptions share, opened again if the broker closed it.
-async fn shared_channel(live: &Live) -> Result<Channel> {
+async fn shared_channel(live: &Live) -> Result<(Channel, Arc<ChannelAcks>)> {
     let mut shared = live.consuming.lock().await;
-    if let Some((channel, _)) = shared.as_ref() {
-        if channel.status().connected() {
-            return Ok(channel.clone());
+    if let Some(on) = shared.as_ref() {
+        if on.channel.status().connected() {
+            return Ok((on.channel.clone(), Arc::clone(&on.acks)));
         }
     }
     let channel = open_channel(live).await?;
-    // lapin's default: no prefetch set yet.
-    *shared = Some((channel.clone(), 0));
-    Ok(channel)
+    let acks = Arc::default();
+    *shared = Some(SharedChannel {
+        channel: channel.clone(),
+        // lapin's default: no prefetch set yet.
+        prefetch: 0,
+        acks: Arc::clone(&acks),
+    });
+    Ok((channel, acks))
 }
 
 /// A new channel: the shared one, or one of its own for the binding that may be
@@ -235,7 +252,7 @@ async fn open_channel(live: &Live) -> Result<Channel> {
 /// subscription is gone (which aborts this task) or can no longer be made.
 async fn pump(
     mut consumer: Consumer,
-    mut channel: Channel,
+    mut seat: Seat,
     mut liveness: Liveness,
     ring: RingSender<Delivery>,
     topics: Topics,
@@ -252,7 +269,7 @@ async fn pump(
                 next = consumer.next() => next,
                 () = &mut lost => break liveness.unreadable(),
                 () = tokio::time::sleep(reading.wait), if reading.unacked() > 0 => {
-                    reading.acknowledge(&ring, &channel, &liveness, true).await;
+                    reading.acknowledge(&ring, &seat, &liveness, true).await;
                     continue;
                 }
             };
@@ -275,7 +292,7 @@ async fn pump(
                 }
             }
             reading.pushed(delivery.delivery_tag, in_ring);
-            reading.acknowledge(&ring, &channel, &liveness, false).await;
+            reading.acknowledge(&ring, &seat, &liveness, false).await;
         };
         let what = format!("broadcast queue {:?}", listen.queue.as_str());
         // Boxed: subscribing again is a large future, and an idle subscription's pump
@@ -289,7 +306,7 @@ async fn pump(
             ring.close();
             return;
         };
-        (consumer, channel, liveness) = (resumed, on, live.liveness.clone());
+        (consumer, seat, liveness) = (resumed, on, live.liveness.clone());
         let address = &live.address;
         // The message itself went with the queue, which was the connection's.
         let why = match unreadable {
@@ -345,13 +362,11 @@ impl Reading {
     }
 
     /// Acknowledges what the subscriber has taken out of the ring: at once when a
-    /// batch is read or when `idle` (nothing arrived meanwhile). One ack per
-    /// delivery: a `multiple` ack would settle the other subscriptions' deliveries
-    /// on the shared channel too.
+    /// batch is read or when `idle` (nothing arrived meanwhile).
     async fn acknowledge(
         &mut self,
         ring: &RingSender<Delivery>,
-        channel: &Channel,
+        seat: &Seat,
         liveness: &Liveness,
         idle: bool,
     ) {
@@ -376,18 +391,8 @@ impl Reading {
         }
         self.backoff.reset();
         self.wait = self.backoff.next_delay();
-        // A failed ack means the channel went, and the broker requeued the rest; the
-        // consumer ends with it and the subscription consumes again.
-        let acks = self
-            .read
-            .drain(..)
-            .map(|tag| channel.basic_ack(tag, BasicAckOptions::default()));
-        let acked = async {
-            futures::future::join_all(acks).await;
-            Ok(())
-        };
-        // A lost connection ends the consumer too, and the subscription consumes again.
-        let _ = liveness.unless_lost("ack", acked).await;
+        seat.ack(&self.read, liveness).await;
+        self.read.clear();
     }
 }
 

@@ -7,10 +7,12 @@
 //! declares, binds and consumes again on the open connection ([`resume`]), which is
 //! a new one after the old failed.
 
+mod acks;
 mod broadcast;
 mod dropped;
 mod group;
 
+pub(crate) use broadcast::SharedChannel;
 pub(crate) use dropped::{DeadLetters, Rings};
 
 use std::future::Future;
