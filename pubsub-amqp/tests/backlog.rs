@@ -17,6 +17,12 @@ async fn server() -> &'static RabbitServer {
         .expect("start the RabbitMQ node")
 }
 
+/// A bus whose broadcast subscriptions hold 100 messages on the client.
+async fn buffering_100(server: &RabbitServer) -> PubSub {
+    let backend = AmqpBackend::builder(&server.url()).buffer(100);
+    PubSub::new(backend.connect().await.expect("connect"))
+}
+
 /// Publishes `ids` with confirms, `at_once` at a time (1 keeps the ids' order).
 async fn publish_all(bus: &PubSub, topic: &str, ids: std::ops::Range<u32>, at_once: usize) {
     let topic = bus.topic(topic);
@@ -117,12 +123,7 @@ async fn a_burst_before_the_subscriber_reads_arrives_whole() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_client_holds_its_buffer_and_the_broker_the_rest() {
     let server = server().await;
-    let backend = AmqpBackend::builder(&server.url())
-        .buffer(100)
-        .connect()
-        .await
-        .expect("connect");
-    let bus = PubSub::new(backend);
+    let bus = buffering_100(server).await;
     let topic = unique("backlog.depth");
     let mut sub = bus.topic(&topic).subscribe().await.expect("subscribe");
     publish_all(&bus, &topic, 0..1_000, 8).await;
@@ -191,14 +192,9 @@ async fn past_its_backlog_the_broker_drops_the_oldest_and_says_how_many() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn subscriptions_sharing_a_channel_hold_their_own_prefetch_and_settle_what_they_read() {
     let server = server().await;
-    let backend = AmqpBackend::builder(&server.url())
-        .buffer(100)
-        .connect()
-        .await
-        .expect("connect");
     // One bus: its broadcast subscriptions consume on one channel, whose delivery
     // tags interleave theirs.
-    let bus = PubSub::new(backend);
+    let bus = buffering_100(server).await;
     let (read, unread) = (unique("backlog.read"), unique("backlog.unread"));
     let mut reader = bus.topic(&read).subscribe().await.expect("subscribe");
     let idle = bus.topic(&unread).subscribe().await.expect("subscribe");
