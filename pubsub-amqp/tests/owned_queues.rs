@@ -8,7 +8,7 @@ use lapin::{Connection, ConnectionProperties, ExchangeKind};
 use pubsub_amqp::{AmqpBackend, AmqpBuilder, QueueSpec};
 use pubsub_brokers::RabbitServer;
 use pubsub_core::testkit::support::{next, unique};
-use pubsub_core::{Error, HeaderValue, Message, PubSub};
+use pubsub_core::{Error, HeaderValue, Message, PubSub, Subscription};
 
 async fn server() -> &'static RabbitServer {
     tokio::task::spawn_blocking(RabbitServer::shared)
@@ -18,6 +18,22 @@ async fn server() -> &'static RabbitServer {
 
 async fn bus(builder: AmqpBuilder) -> PubSub {
     PubSub::new(builder.connect().await.expect("connect"))
+}
+
+/// A receiver of ESN's point-to-point `channel`, as ESN makes one: the fanout
+/// exchange and durable queue both named after the channel, declared with exactly
+/// ESN's arguments, joined as a group of that name.
+async fn point_to_point_receiver(url: &str, channel: &str) -> (PubSub, Subscription) {
+    let bus = bus(AmqpBackend::builder(url)
+        .fanout_per_topic()
+        .queue(QueueSpec::declare(channel)))
+    .await;
+    let receiver = bus
+        .topic(channel)
+        .subscribe_group(channel)
+        .await
+        .expect("declare and join the channel's queue");
+    (bus, receiver)
 }
 
 /// The owner: a plain lapin channel of its own connection.
@@ -57,15 +73,7 @@ async fn a_group_declares_an_owned_queue_with_exactly_its_arguments_and_the_owne
     let url = server().await.url();
     // ESN's point-to-point channel: a dotted name, fanout exchange and queue alike.
     let channel = unique("esn.point.to.point");
-    let bus = bus(AmqpBackend::builder(&url)
-        .fanout_per_topic()
-        .queue(QueueSpec::declare(&channel)))
-    .await;
-    let mut receiver = bus
-        .topic(&channel)
-        .subscribe_group(&channel)
-        .await
-        .expect("declare and join the channel's queue");
+    let (bus, mut receiver) = point_to_point_receiver(&url, &channel).await;
     // Durable, no x-max-priority: what ESN declares, so ESN's own declare passes.
     assert_eq!(
         queue_arguments(&channel).await,
@@ -248,15 +256,7 @@ async fn a_member_of_an_owned_queue_joins_it_again_after_its_connection_drops() 
         .await
         .expect("start a RabbitMQ node");
     let channel = unique("esn.reconnect");
-    let bus = bus(AmqpBackend::builder(&server.url())
-        .fanout_per_topic()
-        .queue(QueueSpec::declare(&channel)))
-    .await;
-    let mut receiver = bus
-        .topic(&channel)
-        .subscribe_group(&channel)
-        .await
-        .expect("join the channel's queue");
+    let (bus, mut receiver) = point_to_point_receiver(&server.url(), &channel).await;
     let server = tokio::task::spawn_blocking(move || {
         server.close_connections();
         server

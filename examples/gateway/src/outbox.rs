@@ -396,18 +396,8 @@ mod tests {
             bytes: 10_000,
             ..frames(100)
         };
-        let (outbox, mut reader) = channel(bounds, FrameCounters::default());
-        let exchange = Arc::new(Source::new(&Arc::from("ex")));
-        for n in 0..10 {
-            outbox
-                .relay(&exchange, sized(n, 3000))
-                .expect("the reader is here");
-        }
         // Three of about 3 KiB fit in 10,000 bytes.
-        assert_eq!(frame(&mut reader).await, json!({"lagged": {"missed": 7}}));
-        for n in 7..10 {
-            assert_eq!(frame(&mut reader).await["msg"]["n"], n);
-        }
+        let (outbox, mut reader, exchange) = ten_of_3_kib_keep_the_newest_three(bounds).await;
         // One larger than the whole bound is still delivered.
         outbox
             .relay(&exchange, sized(10, 50_000))
@@ -424,9 +414,17 @@ mod tests {
             user_sockets: Arc::clone(&sockets),
             ..frames(100)
         };
+        // A quarter of 40,000 bytes: three messages of about 3 KiB.
+        ten_of_3_kib_keep_the_newest_three(bounds).await;
+    }
+
+    /// Relays ten messages of about 3 KiB through an outbox bounded by `bounds`, and
+    /// checks that the reader gets the newest three after a `lagged` frame for seven.
+    async fn ten_of_3_kib_keep_the_newest_three(
+        bounds: Bounds,
+    ) -> (Outbox, OutboxReader, Arc<Source>) {
         let (outbox, mut reader) = channel(bounds, FrameCounters::default());
         let exchange = Arc::new(Source::new(&Arc::from("ex")));
-        // A quarter of 40,000 bytes: three messages of about 3 KiB.
         for n in 0..10 {
             outbox
                 .relay(&exchange, sized(n, 3000))
@@ -436,6 +434,7 @@ mod tests {
         for n in 7..10 {
             assert_eq!(frame(&mut reader).await["msg"]["n"], n);
         }
+        (outbox, reader, exchange)
     }
 
     #[tokio::test]
