@@ -34,6 +34,7 @@ use crate::options::AmqpBuilder;
 use crate::probe::probe;
 use crate::publish::Exchange;
 use crate::subscribe::{DeadLetters, Rings, SharedChannel};
+use crate::windows::ConfirmWindows;
 
 /// The connection, made on first use and made again after it failed.
 pub(crate) struct Shared {
@@ -82,8 +83,8 @@ pub(crate) struct Live {
     /// Where it goes, for logs.
     pub(crate) address: String,
     publishing: std::sync::Mutex<Publishing>,
-    /// Whose turn it is among the publishing channels.
-    turn: AtomicUsize,
+    /// Which publishing channel a confirmed publish takes.
+    windows: ConfirmWindows,
     /// Serialises declaring exchanges and replacing the channel, and holds the
     /// exchanges declared on the current channel.
     declaring: Mutex<HashSet<ShortString>>,
@@ -100,10 +101,9 @@ impl Live {
     }
 }
 
-/// The publishing channels, each in confirm mode: concurrent confirmed publishes
-/// take turns on them, as one channel is one Erlang process in the broker and its
-/// confirms come one after the other. Each is shared behind an `Arc`, which a
-/// publish clones with one reference count instead of the channel's many.
+/// The publishing channels, each in confirm mode, shared by confirmed publishes as
+/// [`ConfirmWindows`] says. Each is shared behind an `Arc`, which a publish clones
+/// with one reference count instead of the channel's many.
 struct Publishing {
     channels: Vec<Arc<Channel>>,
     /// Numbers the sets of channels opened for publishing, so that an [`Exchange`]
@@ -112,12 +112,49 @@ struct Publishing {
 }
 
 impl Publishing {
-    /// Channel `turn` (modulo their number), if it needs no replacing and `exchange`
-    /// is declared.
-    fn ready(&self, exchange: &Exchange, turn: usize) -> Option<Arc<Channel>> {
-        let channel = &self.channels[turn % self.channels.len()];
+    /// Channel `index`, if it needs no replacing and `exchange` is declared.
+    fn ready(&self, exchange: &Exchange, index: usize) -> Option<Arc<Channel>> {
+        let channel = &self.channels[index];
         (exchange.ready_on(self.generation) && channel.status().connected())
             .then(|| Arc::clone(channel))
+    }
+}
+
+/// A publishing channel lent to one publish, with its place in the channel's confirm
+/// window if the publish waits for its confirm.
+pub(crate) struct Lease {
+    channel: Arc<Channel>,
+    /// Held for its drop, which gives the place back.
+    _seat: Option<Seat>,
+}
+
+impl Lease {
+    /// A channel that is no publishing channel (the request inbox's): no window.
+    pub(crate) fn unwindowed(channel: Arc<Channel>) -> Self {
+        Lease {
+            channel,
+            _seat: None,
+        }
+    }
+}
+
+impl std::ops::Deref for Lease {
+    type Target = Channel;
+
+    fn deref(&self) -> &Channel {
+        &self.channel
+    }
+}
+
+/// A place in a confirm window, given back when the publish is done.
+struct Seat {
+    live: Arc<Live>,
+    index: usize,
+}
+
+impl Drop for Seat {
+    fn drop(&mut self) {
+        self.live.windows.release(self.index);
     }
 }
 
@@ -360,6 +397,7 @@ impl Shared {
                 .map_err(|e| connect_error(&address.display, e))?;
         let channels = self.publishing_channels(&connection).await?;
         Ok(Live {
+            windows: ConfirmWindows::new(channels.len(), self.options.confirm_window),
             liveness: Liveness::watch(&connection),
             connection,
             number,
@@ -368,7 +406,6 @@ impl Shared {
                 channels,
                 generation: self.channels_opened.fetch_add(1, Ordering::Relaxed) + 1,
             }),
-            turn: AtomicUsize::new(0),
             declaring: Mutex::new(HashSet::new()),
             consuming: Mutex::new(None),
             dead_letters: DeadLetters::default(),
@@ -397,24 +434,29 @@ impl Shared {
         Ok(channel)
     }
 
-    /// A publishing channel, with `exchange` declared. Publishes that wait for their
-    /// confirm take the channels in turn; the others all take the first, which keeps
-    /// their order (the broker would not across channels). Channels the broker closed
-    /// (a soft error) are replaced, and so is a connection that failed.
-    pub(crate) async fn publisher(
-        &self,
-        exchange: &Exchange,
-        confirmed: bool,
-    ) -> Result<Arc<Channel>> {
+    /// A publishing channel, with `exchange` declared. A confirmed publish takes the
+    /// channel its confirm window gives it ([`ConfirmWindows`]) and holds its place
+    /// there until the returned lease drops; the others all take the first, which
+    /// keeps their order (the broker would not across channels). Channels the broker
+    /// closed (a soft error) are replaced, and so is a connection that failed.
+    pub(crate) async fn publisher(&self, exchange: &Exchange, confirmed: bool) -> Result<Lease> {
         let live = self.live().await?;
-        let turn = match confirmed {
-            true => live.turn.fetch_add(1, Ordering::Relaxed),
+        let index = match confirmed {
+            true => live.windows.take(),
             false => 0,
         };
+        // Taken before anything can return early, which gives it back.
+        let seat = confirmed.then(|| Seat {
+            live: Arc::clone(&live),
+            index,
+        });
         // Every publish passes here: the common case takes a short lock, compares one
         // number and does not await.
-        if let Some(channel) = lock(&live.publishing).ready(exchange, turn) {
-            return Ok(channel);
+        if let Some(channel) = lock(&live.publishing).ready(exchange, index) {
+            return Ok(Lease {
+                channel,
+                _seat: seat,
+            });
         }
         let mut declared = live.declaring.lock().await;
         let (mut channels, mut generation) = {
@@ -434,13 +476,16 @@ impl Shared {
                 generation,
             };
         }
-        let channel = Arc::clone(&channels[turn % channels.len()]);
+        let channel = Arc::clone(&channels[index]);
         if !exchange.name.as_str().is_empty() && !declared.contains(&exchange.name) {
             declare_exchange(&channel, &exchange.name, exchange.kind.clone()).await?;
             declared.insert(exchange.name.clone());
         }
         exchange.declared_on(generation);
-        Ok(channel)
+        Ok(Lease {
+            channel,
+            _seat: seat,
+        })
     }
 
     /// Closes the connection: consumers are cancelled and their streams end.

@@ -11,6 +11,8 @@
 //! - **Publishing**: each topic's publisher holds its exchange and routing key,
 //!   built once; a publish waits for the publisher confirm, and a mandatory publish
 //!   that the broker returns is [`Error::NoResponders`](pubsub_core::Error::NoResponders).
+//!   Confirmed publishes fill one channel's confirm window before they take the
+//!   next channel ([`AmqpBuilder::publishing_channels`], [`AmqpBuilder::confirm_window`]).
 //! - **Broadcast**: an exclusive auto-delete queue per subscription, bound with the
 //!   topic or pattern (AMQP's own `*` and `#`), all consumed on one shared channel, so
 //!   an idle subscription costs a few KiB. The backlog waits in the broker: the
@@ -89,6 +91,7 @@ mod quarantine;
 mod route;
 mod subscribe;
 mod topology;
+mod windows;
 mod wire;
 
 pub use backend::AmqpBackend;

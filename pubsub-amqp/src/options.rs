@@ -62,6 +62,7 @@ pub struct AmqpBuilder {
     pub(crate) publish_timeout: Duration,
     pub(crate) buffer: usize,
     pub(crate) publishing_channels: usize,
+    pub(crate) confirm_window: usize,
     pub(crate) quorum: bool,
     pub(crate) delivery_limit: Option<u32>,
     pub(crate) dead_letter_topic: Option<String>,
@@ -206,6 +207,7 @@ impl AmqpBuilder {
             publish_timeout: Duration::from_secs(30),
             buffer: 1024,
             publishing_channels: 4,
+            confirm_window: 256,
             quorum: false,
             delivery_limit: None,
             dead_letter_topic: None,
@@ -292,12 +294,35 @@ impl AmqpBuilder {
         self
     }
 
-    /// How many channels confirmed publishes take turns on (default 4): the broker
-    /// handles each channel's publishes and confirms one after the other, so
-    /// concurrent publishes from one bus go faster over several. Publishes without
-    /// confirms all take one, to keep their order.
+    /// How many channels confirmed publishes may spread over (default 4): the broker
+    /// handles each channel's publishes and confirms in one process, so many
+    /// concurrent publishes from one bus go faster over several. A publish takes the
+    /// first channel with room in its confirm window
+    /// ([`confirm_window`](Self::confirm_window)). Publishes without confirms all take
+    /// the first, to keep their order.
+    ///
+    /// ```
+    /// use pubsub_amqp::AmqpBackend;
+    ///
+    /// // Up to 8 channels, the next one taken once 128 publishes wait on each.
+    /// let builder = AmqpBackend::builder("amqp://guest:guest@127.0.0.1:5672/%2f")
+    ///     .publishing_channels(8)
+    ///     .confirm_window(128);
+    /// # drop(builder);
+    /// ```
     pub fn publishing_channels(mut self, channels: usize) -> Self {
         self.publishing_channels = channels.max(1);
+        self
+    }
+
+    /// How many confirmed publishes may wait for their confirm on one publishing
+    /// channel before the next publish takes the next channel (default 256; at least
+    /// 1). Publishes in flight share the broker's confirm batches on one channel,
+    /// which a few hundred go fastest with; once every channel's window is full, a
+    /// publish takes the channel with the fewest in flight, so this never makes a
+    /// publish wait.
+    pub fn confirm_window(mut self, publishes: usize) -> Self {
+        self.confirm_window = publishes.max(1);
         self
     }
 

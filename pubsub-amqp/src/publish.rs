@@ -11,7 +11,7 @@ use lapin::{BasicProperties, ExchangeKind};
 use pubsub_core::backend::{PublishOptions, Publisher, Publishing};
 use pubsub_core::{Error, Message, Result, TopicName};
 
-use crate::connection::{reconnect_backoff, Shared};
+use crate::connection::{reconnect_backoff, Lease, Shared};
 use crate::errors::lapin_error;
 use crate::inbox;
 use crate::properties::{short, to_properties};
@@ -178,7 +178,11 @@ async fn send(
     loop {
         let channel = match via {
             Via::Publishing => shared.publisher(out.exchange, wait_for_confirm).await,
-            Via::Inbox => shared.inboxes.channel(shared, out.exchange).await,
+            Via::Inbox => shared
+                .inboxes
+                .channel(shared, out.exchange)
+                .await
+                .map(Lease::unwindowed),
         };
         let channel = match channel {
             Ok(channel) => channel,
