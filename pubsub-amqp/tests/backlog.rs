@@ -36,59 +36,69 @@ async fn publish_all(bus: &PubSub, topic: &str, ids: std::ops::Range<u32>, at_on
         .await;
 }
 
-/// The ready and unacknowledged messages of the queue bound with `topic`.
-fn queue_depth(server: &RabbitServer, topic: &str) -> (u64, u64) {
+/// The ready and unacknowledged messages of the queues bound with `topics`.
+fn queue_depths(server: &RabbitServer, topics: &[String]) -> Vec<(u64, u64)> {
     let bindings = server.rabbitmqctl(&["list_bindings", "routing_key", "destination_name"]);
-    let queue = bindings
-        .lines()
-        .find_map(|line| {
-            let (key, queue) = line.split_once('\t')?;
-            (key == topic).then(|| queue.to_owned())
-        })
-        .unwrap_or_else(|| panic!("no queue bound with {topic}: {bindings}"));
     let queues = server.rabbitmqctl(&[
         "list_queues",
         "name",
         "messages_ready",
         "messages_unacknowledged",
     ]);
-    queues
-        .lines()
-        .find_map(|line| {
-            let mut fields = line.split('\t');
-            (fields.next()? == queue).then(|| {
-                let ready = fields.next()?.parse().ok()?;
-                let unacked = fields.next()?.parse().ok()?;
-                Some((ready, unacked))
-            })?
-        })
-        .unwrap_or_else(|| panic!("no queue {queue}: {queues}"))
+    let depth = |topic: &String| {
+        let queue = bindings
+            .lines()
+            .find_map(|line| {
+                let (key, queue) = line.split_once('\t')?;
+                (key == topic).then_some(queue)
+            })
+            .unwrap_or_else(|| panic!("no queue bound with {topic}: {bindings}"));
+        queues
+            .lines()
+            .find_map(|line| {
+                let mut fields = line.split('\t');
+                (fields.next()? == queue).then(|| {
+                    let ready = fields.next()?.parse().ok()?;
+                    let unacked = fields.next()?.parse().ok()?;
+                    Some((ready, unacked))
+                })?
+            })
+            .unwrap_or_else(|| panic!("no queue {queue}: {queues}"))
+    };
+    topics.iter().map(depth).collect()
 }
 
 /// Waits until the queue bound with `topic` holds `expected` (ready, unacknowledged)
-/// messages. Each look is two rabbitmqctl runs, an Erlang VM each: seconds apiece on
-/// a loaded machine, so the wait is longer than the suite's patience for one event.
+/// messages.
 async fn depth_becomes(server: &'static RabbitServer, topic: &str, expected: (u64, u64)) {
+    depths_become(server, &[topic.to_owned()], expected).await;
+}
+
+/// Waits until each queue bound with one of `topics` holds `expected` (ready,
+/// unacknowledged) messages. Each look is two rabbitmqctl runs, an Erlang VM each:
+/// seconds apiece on a loaded machine, so the wait is longer than the suite's
+/// patience for one event.
+async fn depths_become(server: &'static RabbitServer, topics: &[String], expected: (u64, u64)) {
     let last = std::sync::Mutex::new(None);
     let looking = tokio::time::timeout(Duration::from_secs(60), async {
         loop {
-            let depth = tokio::task::spawn_blocking({
-                let topic = topic.to_owned();
-                move || queue_depth(server, &topic)
+            let depths = tokio::task::spawn_blocking({
+                let topics = topics.to_vec();
+                move || queue_depths(server, &topics)
             })
             .await
             .expect("rabbitmqctl");
-            if depth == expected {
+            if depths.iter().all(|&depth| depth == expected) {
                 return;
             }
-            *last.lock().unwrap() = Some(depth);
+            *last.lock().unwrap() = Some(depths);
             tokio::time::sleep(Duration::from_millis(100)).await;
         }
     });
     if looking.await.is_err() {
         panic!(
-            "the queue of {topic} did not hold {expected:?} (ready, unacknowledged) within \
-             60 s: last seen {:?}",
+            "the queues of {topics:?} did not each hold {expected:?} (ready, unacknowledged) \
+             within 60 s: last seen {:?}",
             last.lock().unwrap()
         );
     }
@@ -229,4 +239,34 @@ async fn subscriptions_sharing_a_channel_hold_their_own_prefetch_and_settle_what
     assert_eq!(first, (1_000..2_000).collect::<Vec<_>>());
     assert_eq!(first, second);
     depth_becomes(server, &read, (0, 0)).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn subscriptions_reading_side_by_side_on_one_channel_settle_all_they_read() {
+    let server = server().await;
+    // Six subscriptions on one channel, their delivery tags interleaved, each acking
+    // every 25 it reads: their `multiple` acks settle one another's deliveries.
+    let bus = buffering_100(server).await;
+    let topics: Vec<String> = (0..6).map(|_| unique("backlog.side")).collect();
+    let mut subs = Vec::new();
+    for topic in &topics {
+        subs.push(bus.topic(topic).subscribe().await.expect("subscribe"));
+    }
+    let reading = futures::future::join_all(subs.iter_mut().map(|sub| ids(sub, 1_000)));
+    let publishing = futures::future::join_all(
+        topics
+            .iter()
+            .map(|topic| publish_all(&bus, topic, 0..1_000, 8)),
+    );
+    let (got, _) = futures::future::join(reading, publishing).await;
+    for mut ids in got {
+        ids.sort_unstable();
+        assert_eq!(ids, (0..1_000).collect::<Vec<_>>(), "every message once");
+    }
+    // No ack named a tag twice (a channel error, then a gap): each reads on.
+    for (topic, sub) in topics.iter().zip(&mut subs) {
+        bus.topic(topic).publish(&u32::MAX).await.expect("publish");
+        assert_eq!(next(sub, "the last").await.json::<u32>().unwrap(), u32::MAX);
+    }
+    depths_become(server, &topics, (0, 0)).await;
 }

@@ -39,6 +39,7 @@ use pubsub_core::ring::{self, RingSender};
 use pubsub_core::{Delivery, Result, Subscription};
 use tokio::runtime::Handle;
 use tokio::sync::oneshot;
+use tokio::task::JoinHandle;
 
 use super::acks::{ChannelAcks, Seat};
 use super::{bind, declare, resume, Consuming, Topics};
@@ -148,7 +149,7 @@ impl Listen {
         );
         declared?;
         bind(&probe?, &self.queue, &self.route).await?;
-        let seat = acks.seat(&channel);
+        let seat = acks.seat(&channel, ack_batch(self.prefetch));
         let ((), consumer) = futures::try_join!(
             bind(&channel, &self.queue, &self.route),
             consume(live, &channel, &self.queue, self.prefetch)
@@ -259,7 +260,7 @@ async fn pump(
     listen: Listen,
 ) {
     loop {
-        let mut reading = Reading::new(listen.prefetch);
+        let mut reading = Reading::new();
         // A consumer lapin leaves open on a lost connection ends here too; one wait
         // for the loss per connection, not one per delivery.
         let lost = liveness.lost();
@@ -268,8 +269,8 @@ async fn pump(
             let next = tokio::select! {
                 next = consumer.next() => next,
                 () = &mut lost => break liveness.unreadable(),
-                () = tokio::time::sleep(reading.wait), if reading.unacked() > 0 => {
-                    reading.acknowledge(&ring, &seat, &liveness, true).await;
+                () = tokio::time::sleep(reading.wait), if reading.unacked() => {
+                    reading.acknowledge(&ring, &mut seat, true);
                     continue;
                 }
             };
@@ -278,6 +279,7 @@ async fn pump(
                 Some(Err(error)) => break is_unreadable(&error),
                 None => break false,
             };
+            seat.delivered(delivery.delivery_tag);
             let incoming = to_message(
                 std::mem::take(&mut delivery.data),
                 &delivery.properties,
@@ -287,13 +289,17 @@ async fn pump(
             let in_ring = topic.is_some();
             listen.tell_dropped(&ring);
             if let Some(topic) = topic {
-                if ring.push(Delivery::new(topic, incoming.message)).is_err() {
-                    return;
-                }
+                // Fails once the subscription has gone. Its consumer is being
+                // cancelled then, and the pump reads on until it ends, so that the
+                // channel's ledger sees every delivery it had (see `acks`).
+                let _ = ring.push(Delivery::new(topic, incoming.message));
             }
             reading.pushed(delivery.delivery_tag, in_ring);
-            reading.acknowledge(&ring, &seat, &liveness, false).await;
+            reading.acknowledge(&ring, &mut seat, false);
         };
+        if listen.consuming.is_stopped() {
+            return;
+        }
         let what = format!("broadcast queue {:?}", listen.queue.as_str());
         // Boxed: subscribing again is a large future, and an idle subscription's pump
         // would carry its room all the time.
@@ -323,6 +329,13 @@ async fn pump(
     }
 }
 
+/// How many settled deliveries a subscription acks at once, and how many it acks one
+/// by one when a neighbour on the shared channel holds them back: a quarter of its
+/// prefetch.
+fn ack_batch(prefetch: u16) -> usize {
+    usize::from(prefetch / 4).max(1)
+}
+
 /// Which deliveries the subscriber has read, to acknowledge them.
 struct Reading {
     /// Delivery tags in the ring, oldest first, and whether each is there (one that
@@ -330,30 +343,31 @@ struct Reading {
     in_ring: VecDeque<(u64, bool)>,
     /// How many of those are there.
     there: usize,
-    /// Read and not acknowledged yet.
+    /// The tags taken out of the ring since the last look (kept for its room).
     read: Vec<u64>,
-    /// Acknowledge once this many are read, or when the subscriber waits.
-    batch: usize,
+    /// Whether the seat holds reads it has not acked.
+    unflushed: bool,
     /// How long to wait for the subscriber to read before looking again.
     wait: Duration,
     backoff: Backoff,
 }
 
 impl Reading {
-    fn new(prefetch: u16) -> Self {
+    fn new() -> Self {
         let mut backoff = Backoff::new(Duration::from_millis(2), Duration::from_millis(200));
         Reading {
             in_ring: VecDeque::new(),
             there: 0,
             read: Vec::new(),
-            batch: usize::from(prefetch / 4).max(1),
+            unflushed: false,
             wait: backoff.next_delay(),
             backoff,
         }
     }
 
-    fn unacked(&self) -> usize {
-        self.in_ring.len() + self.read.len()
+    /// Whether anything waits to be read or acknowledged.
+    fn unacked(&self) -> bool {
+        !self.in_ring.is_empty() || self.unflushed
     }
 
     fn pushed(&mut self, tag: u64, in_ring: bool) {
@@ -361,15 +375,9 @@ impl Reading {
         self.there += usize::from(in_ring);
     }
 
-    /// Acknowledges what the subscriber has taken out of the ring: at once when a
-    /// batch is read or when `idle` (nothing arrived meanwhile).
-    async fn acknowledge(
-        &mut self,
-        ring: &RingSender<Delivery>,
-        seat: &Seat,
-        liveness: &Liveness,
-        idle: bool,
-    ) {
+    /// Tells `seat` what the subscriber has taken out of the ring, and when `idle`
+    /// (nothing arrived meanwhile) has it ack what is settled.
+    fn acknowledge(&mut self, ring: &RingSender<Delivery>, seat: &mut Seat, idle: bool) {
         // Gaps in the ring are not deliveries: counting them as such only acknowledges
         // later.
         let mut taken = self.there.saturating_sub(ring.len());
@@ -384,15 +392,16 @@ impl Reading {
         }
         if self.read.is_empty() {
             self.wait = self.backoff.next_delay();
-            return;
+        } else {
+            seat.read(&self.read);
+            self.read.clear();
+            self.unflushed = true;
+            self.backoff.reset();
+            self.wait = self.backoff.next_delay();
         }
-        if self.read.len() < self.batch && !idle {
-            return;
+        if idle && self.unflushed {
+            self.unflushed = seat.flush();
         }
-        self.backoff.reset();
-        self.wait = self.backoff.next_delay();
-        seat.ack(&self.read, liveness).await;
-        self.read.clear();
     }
 }
 
@@ -409,13 +418,14 @@ struct Release {
 
 impl Drop for Release {
     fn drop(&mut self) {
-        let (channel, tag) = self.consuming.stop();
+        let super::Stopped { channel, tag, pump } = self.consuming.stop_for_cancel();
         self.shared.rings.unregister(&self.queue);
         let queue = std::mem::take(&mut self.queue);
         let done = self.done.take();
         self.runtime.spawn(async move {
             // Errors mean the channel or connection is gone, and the queue with it.
             if let Some((channel, liveness)) = channel.filter(|(c, _)| c.status().connected()) {
+                // The pump reads on until the cancel ends its consumer.
                 let delete = async {
                     if let Some(tag) = tag {
                         let _ = channel
@@ -428,6 +438,9 @@ impl Drop for Release {
                         .map_err(|e| lapin_error("delete the queue", e))
                 };
                 let _ = liveness.unless_lost("delete the queue", delete).await;
+            } else {
+                // No cancel would end its consumer.
+                pump.inspect(JoinHandle::abort);
             }
             if let Some(done) = done {
                 let _ = done.send(());

@@ -168,16 +168,6 @@ impl Consuming {
     fn is_stopped(&self) -> bool {
         self.lock().stopped
     }
-
-    /// Stops the pump; the channel and consumer tag to clean up.
-    fn stop(&self) -> (Option<(Channel, Liveness)>, Option<ShortString>) {
-        let mut state = self.lock();
-        state.stopped = true;
-        if let Some(pump) = state.pump.take() {
-            pump.abort();
-        }
-        (state.channel.take(), state.tag.take())
-    }
 }
 
 /// How a delivery's topic is found: the subscription's own name, or for a pattern
