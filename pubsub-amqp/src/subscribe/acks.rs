@@ -252,6 +252,13 @@ mod tests {
         Ledger::default()
     }
 
+    /// A ledger that has seen `tags`, delivered to seat 0.
+    fn delivered(tags: std::ops::RangeInclusive<u64>) -> Ledger {
+        let mut ledger = ledger();
+        tags.for_each(|tag| ledger.delivered(tag, 0));
+        ledger
+    }
+
     /// Settles, and takes the tag a `multiple` ack would name now.
     fn settle(ledger: &mut Ledger) -> Option<u64> {
         ledger.settle();
@@ -260,10 +267,7 @@ mod tests {
 
     #[test]
     fn a_run_of_read_deliveries_settles_with_its_newest() {
-        let mut ledger = ledger();
-        for tag in 1..=3 {
-            ledger.delivered(tag, 0);
-        }
+        let mut ledger = delivered(1..=3);
         ledger.set(1, State::Read);
         ledger.set(2, State::Read);
         assert_eq!(settle(&mut ledger), Some(2));
@@ -315,10 +319,7 @@ mod tests {
 
     #[test]
     fn deliveries_acked_on_their_own_are_not_acked_again() {
-        let mut ledger = ledger();
-        for tag in 1..=3 {
-            ledger.delivered(tag, 0);
-        }
+        let mut ledger = delivered(1..=3);
         ledger.set(2, State::Acked);
         ledger.set(3, State::Acked);
         ledger.set(1, State::Read);
