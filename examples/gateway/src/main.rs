@@ -43,6 +43,7 @@ use axum::{Json, Router};
 use clap::Parser;
 use pubsub_connect::logging::{self, LogFormat};
 use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
 
 use crate::auth::{Users, Verifier};
 use crate::config::Config;
@@ -112,6 +113,7 @@ async fn run(args: Args) -> Result<(), BoxError> {
         exchanges,
         meters,
         shutdown: CancellationToken::new(),
+        sockets: TaskTracker::new(),
     });
     let app = Router::new()
         .route("/", get(demo::page))
@@ -146,6 +148,10 @@ async fn run(args: Args) -> Result<(), BoxError> {
         shutdown.cancel();
     })
     .await?;
+    // Each socket writes its close frame within CLOSE_GRACE; one stuck writing to a
+    // peer that reads nothing is not waited for longer.
+    state.sockets.close();
+    let _ = tokio::time::timeout(2 * ws::CLOSE_GRACE, state.sockets.wait()).await;
     state.exchanges.close().await;
     tracing::info!("gateway stopped");
     Ok(())

@@ -7,6 +7,7 @@ use std::sync::Arc;
 use axum::http::StatusCode;
 use serde::Serialize;
 use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
 
 use crate::auth::{Identity, UserSlot, Users, Verifier};
 use crate::config::{ClaimValue, Limits};
@@ -29,6 +30,10 @@ pub(crate) struct AppState {
     pub(crate) meters: Meters,
     /// Cancelled on SIGINT or SIGTERM: every socket closes, so the server can stop.
     pub(crate) shutdown: CancellationToken,
+    /// The WebSocket tasks: the server's graceful shutdown stops waiting for a
+    /// connection once it is upgraded, so the gateway waits here for their close
+    /// frames to be written before it exits.
+    pub(crate) sockets: TaskTracker,
 }
 
 /// A client that passed admission.

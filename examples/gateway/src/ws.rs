@@ -42,23 +42,26 @@ pub(crate) async fn subscribe(
         .read_buffer_size(max_frame)
         .max_message_size(hard_limit)
         .max_frame_size(hard_limit)
-        .on_upgrade(move |socket| async move {
-            match admitted {
-                Ok(client) => {
-                    let watch = Watch {
-                        max_frame,
-                        idle: state.limits.idle_timeout(),
-                        shutdown: state.shutdown.clone(),
-                    };
-                    serve(socket, Session::new(state, client), watch).await
+        .on_upgrade(move |socket| {
+            let sockets = state.sockets.clone();
+            sockets.track_future(async move {
+                match admitted {
+                    Ok(client) => {
+                        let watch = Watch {
+                            max_frame,
+                            idle: state.limits.idle_timeout(),
+                            shutdown: state.shutdown.clone(),
+                        };
+                        serve(socket, Session::new(state, client), watch).await
+                    }
+                    Err(rejection) => close(socket, rejection.close_code, &rejection.reason).await,
                 }
-                Err(rejection) => close(socket, rejection.close_code, &rejection.reason).await,
-            }
+            })
         })
 }
 
 /// How long a close frame may take to write: its peer may be gone.
-const CLOSE_GRACE: Duration = Duration::from_secs(1);
+pub(crate) const CLOSE_GRACE: Duration = Duration::from_secs(1);
 
 /// What a socket's loop watches besides its frames.
 struct Watch {
