@@ -125,7 +125,7 @@ impl Publishing {
 pub(crate) struct Lease {
     channel: Arc<Channel>,
     /// Held for its drop, which gives the place back.
-    _seat: Option<Seat>,
+    _in_flight: Option<InFlight>,
 }
 
 impl Lease {
@@ -133,7 +133,7 @@ impl Lease {
     pub(crate) fn unwindowed(channel: Arc<Channel>) -> Self {
         Lease {
             channel,
-            _seat: None,
+            _in_flight: None,
         }
     }
 }
@@ -147,12 +147,12 @@ impl std::ops::Deref for Lease {
 }
 
 /// A place in a confirm window, given back when the publish is done.
-struct Seat {
+struct InFlight {
     live: Arc<Live>,
     index: usize,
 }
 
-impl Drop for Seat {
+impl Drop for InFlight {
     fn drop(&mut self) {
         self.live.windows.release(self.index);
     }
@@ -446,7 +446,7 @@ impl Shared {
             false => 0,
         };
         // Taken before anything can return early, which gives it back.
-        let seat = confirmed.then(|| Seat {
+        let in_flight = confirmed.then(|| InFlight {
             live: Arc::clone(&live),
             index,
         });
@@ -455,7 +455,7 @@ impl Shared {
         if let Some(channel) = lock(&live.publishing).ready(exchange, index) {
             return Ok(Lease {
                 channel,
-                _seat: seat,
+                _in_flight: in_flight,
             });
         }
         let mut declared = live.declaring.lock().await;
@@ -484,7 +484,7 @@ impl Shared {
         exchange.declared_on(generation);
         Ok(Lease {
             channel,
-            _seat: seat,
+            _in_flight: in_flight,
         })
     }
 
